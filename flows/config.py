@@ -1,0 +1,296 @@
+"""The pipeline's configuration: one YAML file parsed into one typed pydantic model.
+
+Relative paths resolve against the YAML file's own folder. Any problem (unknown key, missing
+key, wrong type) raises :class:`ConfigError` whose message names the key path, for example
+``milestones.activation.window_days: expected a positive integer, got 'sixty'``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PosInt = Annotated[int, Field(gt=0, strict=False)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or breaks a rule (exit status 2)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Model):
+    """Where the two input tables live."""
+
+    accounts: str = Field(description="Parquet or CSV file, or a table name inside `database`.")
+    events: str = Field(description="Parquet or CSV file, or a table name inside `database`.")
+    database: str | None = Field(
+        default=None, description="A DuckDB database file holding the two tables."
+    )
+    as_of: dt.datetime | None = Field(
+        default=None, description="Scoring date (UTC). Default: the latest event time."
+    )
+
+    @field_validator("as_of")
+    @classmethod
+    def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
+        if v is None:
+            return v
+        if v.tzinfo is None:
+            return v.replace(tzinfo=dt.timezone.utc)
+        return v.astimezone(dt.timezone.utc)
+
+
+class RetentionConfig(_Model):
+    horizon_days: PosInt = 180
+
+
+class SetupConfig(_Model):
+    window_days: PosInt = 21
+    steps: list[str] = Field(default_factory=list, description="Candidate onboarding steps.")
+    pinned_steps: list[str] | None = Field(
+        default=None, description="Use exactly these steps instead of selecting them."
+    )
+    max_prevalence: Share = Field(
+        default=0.9, description="A step done by a larger share of accounts is routine."
+    )
+    min_lift: float = Field(
+        default=1.1,
+        gt=0,
+        description="A step is selected when the lower end of its activation-lift interval "
+        "is above this ratio.",
+    )
+
+
+class ActivationConfig(_Model):
+    event: str
+    window_days: PosInt = 60
+    threshold: float | None = Field(default=None, description="Pin the threshold.")
+    inactivity_period_days: PosInt = 30
+    inactivity_horizon_days: PosInt = 90
+
+
+class UtilizationConfig(_Model):
+    event: str
+    per_seat: bool = True
+    period_days: PosInt = 30
+    window_days: PosInt = 90
+    threshold: float | None = Field(default=None, description="Pin the threshold.")
+
+
+class MaturityConfig(_Model):
+    window_days: PosInt = 90
+    min_categories: PosInt | None = Field(
+        default=None, description="Mature overall at this many mature categories; derived if absent."
+    )
+    categories: dict[str, list[str]] = Field(default_factory=dict)
+    thresholds: dict[str, PosInt] = Field(
+        default_factory=dict, description="Pin a category's threshold (distinct features)."
+    )
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> MaturityConfig:
+        for name in self.thresholds:
+            if name not in self.categories:
+                raise ValueError(f"thresholds names unknown category '{name}'")
+        for name, features in self.categories.items():
+            if not features:
+                raise ValueError(f"category '{name}' lists no features")
+        return self
+
+
+class MilestonesConfig(_Model):
+    setup: SetupConfig = Field(default_factory=SetupConfig)
+    activation: ActivationConfig
+    utilization: UtilizationConfig
+    maturity: MaturityConfig = Field(default_factory=MaturityConfig)
+
+
+class SnapshotsConfig(_Model):
+    frequency: Literal["month_end"] = "month_end"
+    max_snapshots: PosInt = Field(default=24, description="Newest snapshot dates kept.")
+
+
+class FeaturesConfig(_Model):
+    golden_week_days: PosInt = 7
+    trailing_days: PosInt | None = Field(
+        default=None,
+        description="Trailing window of the per-feature snapshot columns; "
+        "default: milestones.maturity.window_days.",
+    )
+
+
+class ThresholdsConfig(_Model):
+    min_side_share: Share = Field(default=0.05, description="Minimum share of rows on each side.")
+    bootstrap: PosInt = 200
+    confidence: Share = 0.95
+
+
+class ModelsConfig(_Model):
+    row_budget: PosInt = Field(default=60_000, description="Rows sampled for training.")
+    test_snapshots: PosInt = Field(
+        default=3, description="Newest labelled snapshot dates held out as the test set."
+    )
+    n_estimators: PosInt = 200
+    permutation_repeats: PosInt = 5
+
+
+class ImportanceConfig(_Model):
+    prevalence_band: tuple[Share, Share] = Field(
+        default=(0.05, 0.90), description="Prevalence inside which a feature can be a candidate."
+    )
+    min_importance: float = Field(
+        default=0.002, ge=0, description="Minimum permutation importance (AUC drop)."
+    )
+
+
+class TrackingConfig(_Model):
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow store; default: sqlite file under the project folder."
+    )
+    experiment: str = "milestones"
+    model_name: str = "milestones-retention"
+    promotion_margin: float = Field(default=0.01, ge=0)
+
+
+class ScheduleConfig(_Model):
+    retrain: str = "0 3 1 * *"
+    score: str = "0 6 * * *"
+
+
+class Config(_Model):
+    """The whole configuration."""
+
+    data: DataConfig
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    milestones: MilestonesConfig
+    snapshots: SnapshotsConfig = Field(default_factory=SnapshotsConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    importance: ImportanceConfig = Field(default_factory=ImportanceConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    seed: int = 42
+    out: str | None = Field(default=None, description="Default output folder.")
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @property
+    def trailing_days(self) -> int:
+        return self.features.trailing_days or self.milestones.maturity.window_days
+
+    def resolve(self, path: str | None) -> Path | None:
+        """Resolve a path from the file against the YAML file's folder."""
+        if path is None:
+            return None
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    def configured_events(self) -> dict[str, str]:
+        """Every event the configuration names, with the key path that names it."""
+        m = self.milestones
+        named: dict[str, str] = {}
+        for step in m.setup.steps:
+            named.setdefault(step, "milestones.setup.steps")
+        named.setdefault(m.activation.event, "milestones.activation.event")
+        named.setdefault(m.utilization.event, "milestones.utilization.event")
+        for cat, feats in m.maturity.categories.items():
+            for f in feats:
+                named.setdefault(f, f"milestones.maturity.categories.{cat}")
+        return named
+
+
+def _expected(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
+    """Plain words for what the field at ``loc`` expects, when it is a positive integer."""
+    current: Any = model
+    field = None
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        current = field.annotation
+        # unwrap Optional[...]
+        args = getattr(current, "__args__", None)
+        if args:
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            current = models[0] if models else current
+    if field is None:
+        return None
+    gt = [m.gt for m in field.metadata if hasattr(m, "gt") and m.gt is not None]
+    if gt == [0] and field.annotation in (int, int | None):
+        return "expected a positive integer"
+    return None
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel] = Config) -> str:
+    """One line per problem, each naming the key path."""
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"])
+        path = ".".join(str(p) for p in loc) or "(top level)"
+        kind = e["type"]
+        got = e.get("input")
+        if kind == "missing":
+            msg = "required key is missing"
+        elif kind == "extra_forbidden":
+            msg = "unknown key"
+        else:
+            words = _expected(model, loc)
+            if words and kind in {"int_parsing", "int_type", "greater_than", "int_from_float"}:
+                msg = f"{words}, got {got!r}"
+            else:
+                text = e["msg"]
+                text = text.removeprefix("Value error, ")
+                msg = f"{text}, got {got!r}" if kind != "value_error" else text
+        lines.append(f"{path}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path, **overrides: Any) -> Config:
+    """Read and check a YAML configuration.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+    **overrides
+        Top-level values that replace the file's (for example ``engine="spark"``), or
+        dotted keys such as ``data.as_of``.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing, is not YAML, or breaks a rule; the message names the key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    raw["base_dir"] = path.resolve().parent
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: invalid configuration\n" + format_validation_error(exc)) from exc
