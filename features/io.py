@@ -1,0 +1,186 @@
+"""Reading the two input tables as Ibis tables on DuckDB (default) or Spark.
+
+Raw events never pass through pandas: Parquet and CSV files are read by the engine, and a
+DuckDB database file is attached read-only. Timestamps are normalised to naive UTC
+timestamps: a naive timestamp (or a CSV value without an offset) is taken as UTC, an ISO 8601
+value with an offset is converted to UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as idt
+from ibis.expr.types import Table, Value
+
+ACCOUNT_COLUMNS = ("account_id", "signup_at", "churned_at", "seats", "plan")
+EVENT_COLUMNS = ("account_id", "event", "occurred_at", "quantity", "user_id")
+REQUIRED_ACCOUNT_COLUMNS = ("account_id", "signup_at", "churned_at", "seats")
+REQUIRED_EVENT_COLUMNS = ("account_id", "event", "occurred_at")
+TIMESTAMP_COLUMNS = {"accounts": ("signup_at", "churned_at"), "events": ("occurred_at",)}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one input table lives: a Parquet or CSV file (or folder), or a DuckDB table."""
+
+    location: str
+    database: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.database is not None:
+            return "duckdb"
+        name = self.location.lower()
+        if name.endswith((".csv", ".csv.gz", ".tsv")):
+            return "csv"
+        if name.endswith((".parquet", ".pq")) or Path(self.location).is_dir():
+            return "parquet"
+        raise ValueError(
+            f"cannot tell the format of '{self.location}': expected a .parquet or .csv file, "
+            "or a table inside data.database"
+        )
+
+
+def connect(engine: str = "duckdb", *, spark_session: Any = None, temp_directory: str | None = None):
+    """Open an Ibis backend whose session time zone is UTC.
+
+    Parameters
+    ----------
+    engine : {"duckdb", "spark"}
+    spark_session : pyspark.sql.SparkSession, optional
+        An existing session for ``engine="spark"``; a local one is started when absent.
+    temp_directory : str, optional
+        Where DuckDB spills when a query outgrows memory.
+    """
+    if engine == "duckdb":
+        con = ibis.duckdb.connect()
+        con.raw_sql("SET TimeZone='UTC'")
+        if temp_directory:
+            con.raw_sql(f"SET temp_directory='{temp_directory}'")
+        return con
+    if engine == "spark":
+        if spark_session is None:
+            spark_session = local_spark_session()
+        return ibis.pyspark.connect(spark_session)
+    raise ValueError(f"engine: expected 'duckdb' or 'spark', got {engine!r}")
+
+
+def local_spark_session():
+    """A quiet local Spark session in UTC (needs the optional `pyspark` extra and Java)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise RuntimeError(
+            "engine 'spark' needs PySpark: install the extra with `pip install -e '.[spark]'`"
+        ) from exc
+    return (
+        SparkSession.builder.master("local[2]")
+        .appName("milestones")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .getOrCreate()
+    )
+
+
+def read_source(con, source: Source, name: str) -> Table:
+    """Read one input as a raw Ibis table (CSV columns stay strings until typed)."""
+    kind = source.kind
+    if kind == "duckdb":
+        db = Path(source.database)
+        if not db.is_file():
+            raise FileNotFoundError(f"data.database: file not found: {db}")
+        alias = "src_db"
+        attached = con.raw_sql("SELECT database_name FROM duckdb_databases()").fetchall()
+        if (alias,) not in attached:
+            con.raw_sql(f"ATTACH '{db}' AS {alias} (READ_ONLY)")
+        tables = con.list_tables(database=(alias, "main"))
+        if source.location not in tables:
+            raise ValueError(
+                f"data.{name}: no table '{source.location}' in {db} (tables: {', '.join(tables)})"
+            )
+        return con.table(source.location, database=(alias, "main"))
+    path = Path(source.location)
+    if not path.exists():
+        raise FileNotFoundError(f"data.{name}: file not found: {path}")
+    if kind == "csv":
+        if con.name == "duckdb":
+            return con.read_csv(str(path), table_name=f"raw_{name}", all_varchar=True, header=True)
+        return con.read_csv(str(path), table_name=f"raw_{name}", header=True, inferSchema=False)
+    if path.is_dir():
+        return con.read_parquet(str(path / "*.parquet"), table_name=f"raw_{name}")
+    return con.read_parquet(str(path), table_name=f"raw_{name}")
+
+
+def read_inputs(con, accounts: Source, events: Source) -> tuple[Table, Table]:
+    """Both raw input tables, as Ibis tables on ``con``."""
+    return read_source(con, accounts, "accounts"), read_source(con, events, "events")
+
+
+def as_utc_timestamp(col: Value) -> Value:
+    """A naive UTC timestamp from a timestamp (with or without zone), a date or a string.
+
+    Strings that do not parse become null; validation reports them before this is used.
+    """
+    dtype = col.type()
+    if dtype.is_timestamp():
+        return col.cast(idt.Timestamp()) if dtype.timezone is not None else col
+    if dtype.is_date():
+        return col.cast(idt.Timestamp())
+    if dtype.is_string():
+        trimmed = col.strip()
+        text = ibis.ifelse(trimmed == "", ibis.null(idt.string), trimmed)
+        return text.try_cast(idt.Timestamp(timezone="UTC")).cast(idt.Timestamp())
+    return col.try_cast(idt.Timestamp(timezone="UTC")).cast(idt.Timestamp())
+
+
+def typed_accounts(raw: Table) -> Table:
+    """Accounts with the contract's types; optional columns filled; other attributes kept."""
+    extra = [c for c in raw.columns if c not in ACCOUNT_COLUMNS]
+    plan = raw.plan.cast("string") if "plan" in raw.columns else ibis.literal("all", "string")
+    return raw.select(
+        account_id=raw.account_id.cast("string"),
+        signup_at=as_utc_timestamp(raw.signup_at),
+        churned_at=as_utc_timestamp(raw.churned_at),
+        seats=raw.seats.try_cast("int64") if raw.seats.type().is_string() else raw.seats.cast("int64"),
+        plan=plan,
+        **{c: raw[c] for c in extra},
+    )
+
+
+def typed_events(raw: Table) -> Table:
+    """Events with the contract's types; `quantity` defaults to 1."""
+    if "quantity" in raw.columns:
+        q = raw.quantity
+        quantity = (q.try_cast("float64") if q.type().is_string() else q.cast("float64")).fill_null(1.0)
+    else:
+        quantity = ibis.literal(1.0, "float64")
+    user = raw.user_id.cast("string") if "user_id" in raw.columns else ibis.null("string")
+    return raw.select(
+        account_id=raw.account_id.cast("string"),
+        event=raw.event.cast("string"),
+        occurred_at=as_utc_timestamp(raw.occurred_at),
+        quantity=quantity,
+        user_id=user,
+    )
+
+
+def resolve_as_of(events: Table, as_of: dt.datetime | None) -> dt.datetime:
+    """The scoring date: the configured one, else the latest event time (naive UTC)."""
+    if as_of is not None:
+        if as_of.tzinfo is not None:
+            as_of = as_of.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return as_of
+    latest = events.occurred_at.max().execute()
+    if latest is None:
+        raise ValueError("events is empty: cannot derive as_of from the latest event time")
+    ts = latest.to_pydatetime() if hasattr(latest, "to_pydatetime") else latest
+    return ts.replace(tzinfo=None) if ts.tzinfo is None else ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
