@@ -1,0 +1,85 @@
+"""Process-wide settings made by the entry points (never at import time).
+
+Prefect and MLflow read their settings from the environment; this module sets quiet, robust
+defaults for a 2-core machine and points both at folders of the project, unless the user has
+set them already.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("milestones")
+
+
+def project_root() -> Path:
+    """The repository when running from a checkout, else the working directory."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+
+
+def default_tracking_uri() -> str:
+    store = project_root() / "mlruns"
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def default_artifact_root() -> str:
+    return str(project_root() / "mlruns" / "artifacts")
+
+
+def configure_environment() -> None:
+    """Set Prefect's and MLflow's environment defaults (only those the user left unset)."""
+    root = project_root()
+    defaults = {
+        "PREFECT_HOME": str(root / ".prefect"),
+        "DO_NOT_TRACK": "true",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+        "PREFECT_LOGGING_TO_API_ENABLED": "false",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "GIT_PYTHON_REFRESH": "quiet",
+        "OMP_WAIT_POLICY": "passive",
+        "TQDM_DISABLE": "1",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+    for noisy in ("mlflow", "alembic", "great_expectations", "py4j", "prefect", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class Stage:
+    """A progress line per pipeline stage: ``[3/6] train ... done in 4.2 s``."""
+
+    def __init__(self, index: int, total: int, name: str):
+        self.index, self.total, self.name = index, total, name
+
+    def __enter__(self) -> Stage:
+        self.start = time.perf_counter()
+        log.info("[%d/%d] %s ...", self.index, self.total, self.name)
+        return self
+
+    def note(self, message: str, *args) -> None:
+        log.info("      " + message, *args)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        took = time.perf_counter() - self.start
+        if exc_type is None:
+            log.info("[%d/%d] %s done in %.1f s", self.index, self.total, self.name, took)
+        else:
+            log.info("[%d/%d] %s failed after %.1f s", self.index, self.total, self.name, took)

@@ -1,0 +1,205 @@
+"""MLflow tracking: every run logs its configuration, a fingerprint of the input data, metrics,
+the published files and the models; the gradient-boosted model is registered and the alias
+``champion`` moves to it only when it passes the promotion gates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+import mlflow.sklearn
+import pandas as pd
+
+from flows.config import Config
+from flows.runtime import default_artifact_root, default_tracking_uri
+
+log = logging.getLogger("milestones")
+CHAMPION = "champion"
+PIP_REQUIREMENTS = ["pandas", "numpy", "scikit-learn", "lightgbm"]
+
+
+def tracking_uri(cfg: Config) -> str:
+    """The configuration's store, else ``MLFLOW_TRACKING_URI``, else the project's SQLite file."""
+    if cfg.tracking.tracking_uri:
+        uri = cfg.tracking.tracking_uri
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            path = cfg.resolve(uri[len("sqlite:///"):])
+            uri = f"sqlite:///{path}"
+        return uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def _mlflow(cfg: Config):
+    uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+    if exp is None:
+        artifact_root = None
+        if uri == default_tracking_uri():
+            artifact_root = Path(default_artifact_root()).as_uri()
+        mlflow.create_experiment(cfg.tracking.experiment, artifact_location=artifact_root)
+    mlflow.set_experiment(cfg.tracking.experiment)
+
+
+def data_fingerprint(cfg: Config) -> str:
+    """A digest of the input files' bytes (or of the database file)."""
+    h = hashlib.blake2b(digest_size=16)
+    paths = (
+        [cfg.resolve(cfg.data.database)]
+        if cfg.data.database
+        else [cfg.resolve(cfg.data.accounts), cfg.resolve(cfg.data.events)]
+    )
+    for p in paths:
+        files = sorted(p.rglob("*")) if p.is_dir() else [p]
+        for f in files:
+            if not f.is_file():
+                continue
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+def _flatten(prefix: str, value: Any, out: dict) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+
+
+class RetentionPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc wrapper: takes snapshot-table rows, returns the retention probability."""
+
+    def __init__(self, models: Any):
+        self.models = models
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.Series:
+        proba = self.models.predict_proba(model_input)
+        return pd.Series(proba, name="retention_probability")
+
+
+def current_champion(cfg: Config) -> dict | None:
+    """The champion's version, run id and test AUC, or None when there is none yet."""
+    _mlflow(cfg)
+    client = mlflow.MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(cfg.tracking.model_name, CHAMPION)
+    except Exception:
+        return None
+    run = client.get_run(mv.run_id)
+    return {
+        "version": int(mv.version),
+        "run_id": mv.run_id,
+        "gbm_roc_auc": run.data.metrics.get("gbm_roc_auc"),
+    }
+
+
+def log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
+    """Log one pipeline run; register the model and decide the champion."""
+    _mlflow(cfg)
+    from mlflow.models import infer_signature
+
+    metrics = trained["metrics"]
+    thresholds = json.loads((staging / "thresholds.json").read_text())
+    with mlflow.start_run(run_name=f"pipeline {summary['as_of'][:10]}") as run:
+        params: dict[str, Any] = {}
+        _flatten("", json.loads(cfg.model_dump_json(exclude={"base_dir"})), params)
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_dict(json.loads(cfg.model_dump_json(exclude={"base_dir"})), "config.json")
+        fingerprint = data_fingerprint(cfg)
+        mlflow.set_tags(
+            {
+                "data_fingerprint": fingerprint,
+                "as_of": summary["as_of"],
+                "engine": cfg.engine,
+                "validation": "passed",
+            }
+        )
+        flat: dict[str, float] = {}
+        for model, values in metrics.items():
+            if isinstance(values, dict):
+                for k, v in values.items():
+                    if isinstance(v, (int, float)) and v is not None:
+                        flat[f"{model}_{k}"] = float(v)
+        for name in ("setup", "activation", "utilization", "maturity"):
+            t = thresholds[name].get("threshold")
+            if isinstance(t, (int, float)):
+                flat[f"threshold_{name}"] = float(t)
+        for cat, block in thresholds["maturity"]["categories"].items():
+            if isinstance(block.get("threshold"), (int, float)):
+                flat[f"threshold_maturity_{cat}"] = float(block["threshold"])
+        flat.update(
+            {
+                "accounts": summary["accounts"],
+                "events": summary["events"],
+                "live_accounts": summary["live_accounts"],
+            }
+        )
+        mlflow.log_metrics(flat)
+        mlflow.log_artifacts(str(staging))
+
+        models = trained["models"]
+        example = trained.get("example")
+        if example is None:
+            example = trained["importance"].head(0)
+        pyfunc = RetentionPyfunc(models)
+        signature = infer_signature(example, pyfunc.predict(None, example)) if len(example) else None
+        mlflow.sklearn.log_model(
+            models.rf_, name="random_forest", serialization_format="cloudpickle",
+            pip_requirements=PIP_REQUIREMENTS,
+        )
+        info = mlflow.pyfunc.log_model(
+            name="retention_model",
+            python_model=pyfunc,
+            signature=signature,
+            input_example=example if len(example) else None,
+            pip_requirements=PIP_REQUIREMENTS,
+            code_paths=None,
+        )
+        gate = _promote(cfg, info.model_uri, flat.get("gbm_roc_auc"), run.info.run_id)
+        mlflow.set_tags({"promotion": gate["decision"], "promotion_reason": gate["reason"]})
+        (staging / "promotion.json").write_text(json.dumps(gate, indent=2) + "\n")
+        mlflow.log_artifact(str(staging / "promotion.json"))
+        return run.info.run_id
+
+
+def _promote(cfg: Config, model_uri: str, auc: float | None, run_id: str) -> dict:
+    """Register the model; move ``champion`` only when the gates pass."""
+    client = mlflow.MlflowClient()
+    previous = current_champion(cfg)
+    mv = mlflow.register_model(model_uri, cfg.tracking.model_name)
+    margin = cfg.tracking.promotion_margin
+    gate = {"version": int(mv.version), "previous": previous, "margin": margin, "test_auc": auc}
+    if auc is None:
+        gate.update(decision="not_promoted", reason="no test AUC was measured")
+    elif previous is None or previous.get("gbm_roc_auc") is None:
+        gate.update(decision="promoted", reason="first champion")
+    elif auc < previous["gbm_roc_auc"] - margin:
+        gate.update(
+            decision="not_promoted",
+            reason=(
+                f"test AUC {auc:.4f} is lower than the champion's {previous['gbm_roc_auc']:.4f} "
+                f"by more than {margin}"
+            ),
+        )
+    else:
+        gate.update(
+            decision="promoted",
+            reason=f"test AUC {auc:.4f} vs champion {previous['gbm_roc_auc']:.4f} (margin {margin})",
+        )
+    if gate["decision"] == "promoted":
+        client.set_registered_model_alias(cfg.tracking.model_name, CHAMPION, mv.version)
+    log.info("      model version %s %s: %s", mv.version, gate["decision"].replace("_", " "), gate["reason"])
+    return gate

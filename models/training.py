@@ -1,0 +1,700 @@
+"""Retention models trained on the snapshot table, and the splits and matrices they need.
+
+The snapshot table has one row per (account, snapshot date) with trailing per-feature usage
+columns and a forward-looking ``retained`` label (see :mod:`features.columns`). This module
+holds pure functions on pandas frames:
+
+- :func:`out_of_time_split`: train on older labelled snapshots, test on the newest ones,
+  never letting one account's rows straddle the split;
+- :func:`stratified_sample`: a bounded, class-balanced, deterministic sample of rows;
+- :func:`model_matrix` and :func:`feature_groups`: the model's X and the columns of each
+  product feature;
+- :class:`RetentionModels`: a random forest, a LightGBM model and a plan-and-seats baseline
+  fitted on the same rows, with their out-of-time evaluation (:func:`calibration_table`,
+  :func:`flatten_metrics`).
+
+The model's X holds only the per-event columns (``<event>__used|count|days|per_seat``) and the
+covariates ``seats``, ``tenure_days`` and ``plan`` (one-hot). ``maturity__*`` and
+``utilization_*`` columns are left out on purpose: they are built from the same events, so
+they would share (and dilute) the importance of the product features, and the importance
+ranking is per product feature. Other account attributes are left out as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from features.columns import (
+    ACCOUNT_KEY,
+    FEATURE_KINDS,
+    LABEL,
+    SNAPSHOT_KEY,
+    feature_col,
+    feature_of,
+)
+
+PLAN = "plan"
+SEATS = "seats"
+TENURE = "tenure_days"
+CENSORED = "censored"
+PLAN_PREFIX = "plan="
+MODEL_NAMES = ("rf", "gbm", "baseline")
+
+__all__ = [
+    "MODEL_NAMES",
+    "RetentionModels",
+    "calibration_table",
+    "events_in",
+    "feature_groups",
+    "flatten_metrics",
+    "labelled_rows",
+    "model_matrix",
+    "out_of_time_split",
+    "stratified_sample",
+]
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _require(df: pd.DataFrame, columns: Iterable[str], name: str) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
+    for col in columns:
+        if col not in df.columns:
+            raise ValueError(f"{name} is missing column '{col}'")
+
+
+def _label_array(df: pd.DataFrame, name: str) -> np.ndarray:
+    """The ``retained`` column as an int array; raise when a value is null or not 0/1."""
+    _require(df, [LABEL], name)
+    values = df[LABEL]
+    n_null = int(values.isna().sum())
+    if n_null:
+        raise ValueError(
+            f"{name} has {n_null} rows with null '{LABEL}'; censored rows must not be "
+            "trained on or evaluated (use labelled_rows or out_of_time_split first)"
+        )
+    y = values.to_numpy(dtype="float64")
+    bad = ~np.isin(y, (0.0, 1.0))
+    if bad.any():
+        raise ValueError(
+            f"{name} column '{LABEL}' must be 0 or 1, got {sorted(set(y[bad].tolist()))[:5]}"
+        )
+    return y.astype(np.int64)
+
+
+def labelled_rows(snapshots: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose label is known: not ``censored`` (when the column exists) and ``retained``
+    not null.
+
+    Parameters
+    ----------
+    snapshots : DataFrame
+        The snapshot table.
+
+    Returns
+    -------
+    DataFrame
+        A copy holding the labelled rows only.
+    """
+    _require(snapshots, [LABEL], "snapshots")
+    keep = snapshots[LABEL].notna()
+    if CENSORED in snapshots.columns:
+        keep &= ~snapshots[CENSORED].fillna(True).astype(bool)
+    return snapshots.loc[keep.to_numpy()].copy()
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def out_of_time_split(
+    snapshots: pd.DataFrame,
+    test_snapshots: int = 3,
+    *,
+    test_account_share: float = 1.0,
+    random_state: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split labelled snapshots in time: the newest dates are the test set.
+
+    Only labelled rows are used (not ``censored``, ``retained`` not null). The newest
+    ``test_snapshots`` labelled snapshot dates form the test set; the older dates form the
+    training set, from which every account that appears in the test set is removed, so that
+    one account's snapshots never straddle the split.
+
+    Parameters
+    ----------
+    snapshots : DataFrame
+        The snapshot table with ``account_id``, ``snapshot_date`` and ``retained`` (and
+        ``censored`` when present).
+    test_snapshots : int, default 3
+        Number of newest labelled snapshot dates held out.
+    test_account_share : float, default 1.0
+        Share of the accounts seen at the test dates that go to the test set. With 1.0 (the
+        rule above) the training set only keeps accounts that left before the test dates,
+        which biases its retention rate downward when most customers stay. With a smaller
+        share, a random (seeded) subset of those accounts forms the test set and the other
+        accounts keep their older rows in train; their test-date rows are dropped, so the
+        split stays both out of time and account-disjoint.
+    random_state : int, default 0
+        Seed of the account draw when ``test_account_share < 1``.
+
+    Returns
+    -------
+    (train, test) : tuple of DataFrame
+        Copies of the rows, in their original order.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing, ``test_snapshots`` is not a positive integer, or there are
+        not more labelled snapshot dates than ``test_snapshots``.
+    """
+    _require(snapshots, [ACCOUNT_KEY, SNAPSHOT_KEY, LABEL], "snapshots")
+    if isinstance(test_snapshots, bool) or not isinstance(test_snapshots, (int, np.integer)):
+        raise ValueError(f"test_snapshots must be a positive integer, got {test_snapshots!r}")
+    if test_snapshots < 1:
+        raise ValueError(f"test_snapshots must be a positive integer, got {test_snapshots!r}")
+    if not 0.0 < test_account_share <= 1.0:
+        raise ValueError(
+            f"test_account_share must be in (0, 1], got {test_account_share!r}"
+        )
+    labelled = labelled_rows(snapshots)
+    dates = labelled[SNAPSHOT_KEY].dropna().drop_duplicates().sort_values().tolist()
+    if len(dates) <= test_snapshots:
+        raise ValueError(
+            f"snapshots has {len(dates)} labelled snapshot dates; need more than "
+            f"test_snapshots={test_snapshots} to keep some for training"
+        )
+    test_dates = dates[-test_snapshots:]
+    in_test_dates = labelled[SNAPSHOT_KEY].isin(test_dates).to_numpy()
+    test_accounts = pd.unique(labelled.loc[in_test_dates, ACCOUNT_KEY])
+    if test_account_share < 1.0:
+        rng = np.random.default_rng(random_state)
+        ordered = np.sort(test_accounts.astype(str))
+        n_keep = max(1, int(round(test_account_share * len(ordered))))
+        chosen = set(rng.choice(ordered, size=n_keep, replace=False).tolist())
+        is_test_account = labelled[ACCOUNT_KEY].astype(str).isin(chosen).to_numpy()
+    else:
+        is_test_account = labelled[ACCOUNT_KEY].isin(test_accounts).to_numpy()
+    test = labelled.loc[in_test_dates & is_test_account].copy()
+    train = labelled.loc[~in_test_dates & ~is_test_account].copy()
+    return train, test
+
+
+def stratified_sample(
+    df: pd.DataFrame,
+    row_budget: int,
+    random_state: int = 0,
+    by: Sequence[str] = (LABEL,),
+) -> pd.DataFrame:
+    """A bounded sample that keeps the share of each stratum (proportional allocation).
+
+    Each stratum (a combination of the ``by`` columns, nulls included) gets
+    ``row_budget * its share`` rows, the rounding remainder going to the largest fractional
+    parts, and at least one row while the budget allows. The draw is seeded, so the same
+    inputs give the same rows.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Rows to sample from.
+    row_budget : int
+        Maximum number of rows returned. When ``df`` is not larger, a copy of ``df`` is
+        returned.
+    random_state : int, default 0
+        Seed.
+    by : sequence of str, default ("retained",)
+        Columns defining the strata.
+
+    Returns
+    -------
+    DataFrame
+        A copy of the sampled rows, in their original order.
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    _require(df, by, "df")
+    if isinstance(row_budget, bool) or not isinstance(row_budget, (int, np.integer)):
+        raise ValueError(f"row_budget must be a positive integer, got {row_budget!r}")
+    if row_budget < 1:
+        raise ValueError(f"row_budget must be a positive integer, got {row_budget!r}")
+    n = len(df)
+    if n <= row_budget:
+        return df.copy()
+    codes = df.groupby(by, dropna=False, sort=True).ngroup().to_numpy()
+    sizes = np.bincount(codes)
+    alloc = _allocate(sizes, row_budget)
+    rng = np.random.default_rng(random_state)
+    chosen = []
+    for code, k in enumerate(alloc):
+        if k == 0:
+            continue
+        positions = np.flatnonzero(codes == code)
+        chosen.append(rng.choice(positions, size=int(k), replace=False))
+    picked = np.sort(np.concatenate(chosen))
+    return df.iloc[picked].copy()
+
+
+def _allocate(sizes: np.ndarray, budget: int) -> np.ndarray:
+    """Largest-remainder proportional allocation of ``budget`` over strata of ``sizes``."""
+    exact = sizes * budget / sizes.sum()
+    alloc = np.floor(exact).astype(np.int64)
+    # every non-empty stratum keeps at least one row while the budget allows
+    empty = (alloc == 0) & (sizes > 0)
+    alloc[empty] = 1
+    left = budget - alloc.sum()
+    if left > 0:
+        order = np.lexsort((np.arange(len(sizes)), -(exact - np.floor(exact))))
+        for i in order:
+            if left == 0:
+                break
+            if alloc[i] < sizes[i]:
+                alloc[i] += 1
+                left -= 1
+    while left < 0:  # the minimum of one row overshot: take back from the largest strata
+        i = int(np.argmax(alloc))
+        alloc[i] -= 1
+        left += 1
+    return np.minimum(alloc, sizes)
+
+
+# --------------------------------------------------------------------------- matrices
+
+
+def events_in(columns: Iterable[str]) -> list[str]:
+    """The product features (events) that have at least one per-event column, sorted."""
+    return sorted({e for e in (feature_of(str(c)) for c in columns) if e is not None})
+
+
+def _event_columns(columns: Iterable[str], events: Sequence[str]) -> list[str]:
+    present = set(map(str, columns))
+    out = []
+    for event in events:
+        cols = [feature_col(event, k) for k in FEATURE_KINDS if feature_col(event, k) in present]
+        if not cols:
+            raise ValueError(
+                f"no column of feature '{event}' (expected one of "
+                f"{[feature_col(event, k) for k in FEATURE_KINDS]})"
+            )
+        out.extend(cols)
+    return out
+
+
+def _plan_categories(df: pd.DataFrame) -> list[str]:
+    if PLAN not in df.columns:
+        return []
+    return sorted({str(v) for v in df[PLAN].dropna().unique()})
+
+
+def _plan_onehot(df: pd.DataFrame, categories: Sequence[str]) -> dict[str, np.ndarray]:
+    if not categories:
+        return {}
+    if PLAN in df.columns:
+        plan = df[PLAN].astype("object").where(df[PLAN].notna(), None).to_numpy()
+        plan = np.array([None if v is None else str(v) for v in plan], dtype=object)
+    else:
+        plan = np.full(len(df), None, dtype=object)
+    # unknown or missing plans get all zeros
+    return {f"{PLAN_PREFIX}{c}": (plan == c).astype("float64") for c in categories}
+
+
+def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
+    s = df[col]
+    if s.dtype == bool or str(s.dtype) == "boolean":
+        s = s.astype("Float64")
+    try:
+        return s.to_numpy(dtype="float64", na_value=np.nan)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"column '{col}' must be numeric, got dtype {s.dtype}") from err
+
+
+def model_matrix(
+    df: pd.DataFrame,
+    feature_events: Sequence[str] | None = None,
+    plan_categories: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The model's X: per-event columns plus ``seats``, ``tenure_days`` and one-hot ``plan``.
+
+    Column order is fixed (events sorted as given, kinds in ``FEATURE_KINDS`` order, then
+    ``seats``, ``tenure_days``, ``plan=<category>``) so the same inputs give the same matrix.
+    ``maturity__*``, ``utilization_*`` and other attributes are left out (see the module
+    docstring).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Snapshot rows.
+    feature_events : sequence of str, optional
+        Product features to include; default: every event with a per-event column in ``df``.
+    plan_categories : sequence of str, optional
+        Plan values that get a one-hot column; default: the plans present in ``df``. Pass
+        the fitted list at predict time so the encoding matches; a plan not in the list (or
+        a missing plan) gets zeros in every plan column.
+
+    Returns
+    -------
+    DataFrame
+        Float columns, same index as ``df``.
+    """
+    _require(df, [SEATS, TENURE], "df")
+    events = events_in(df.columns) if feature_events is None else list(feature_events)
+    cols = _event_columns(df.columns, events)
+    cats = _plan_categories(df) if plan_categories is None else [str(c) for c in plan_categories]
+    data = {c: _numeric(df, c) for c in cols}
+    data[SEATS] = _numeric(df, SEATS)
+    data[TENURE] = _numeric(df, TENURE)
+    data.update(_plan_onehot(df, cats))
+    return pd.DataFrame(data, index=df.index)
+
+
+def feature_groups(
+    columns: Iterable[str], include_covariates: bool = False
+) -> dict[str, list[str]]:
+    """Columns of each product feature (``<event>__<kind>`` grouped by event).
+
+    Parameters
+    ----------
+    columns : iterable of str
+        Columns of a model matrix.
+    include_covariates : bool, default False
+        Also add the groups ``seats``, ``tenure_days`` and ``plan`` (all one-hot columns).
+
+    Returns
+    -------
+    dict
+        ``{feature: [columns]}``, features sorted by name.
+    """
+    groups: dict[str, list[str]] = {}
+    for c in map(str, columns):
+        event = feature_of(c)
+        if event is not None:
+            groups.setdefault(event, []).append(c)
+    groups = {k: groups[k] for k in sorted(groups)}
+    if include_covariates:
+        cols = list(map(str, columns))
+        for cov in (SEATS, TENURE):
+            if cov in cols:
+                groups[cov] = [cov]
+        plan_cols = [c for c in cols if c.startswith(PLAN_PREFIX)]
+        if plan_cols:
+            groups[PLAN] = plan_cols
+    return groups
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def calibration_table(
+    y_true: Sequence[int], y_prob: Sequence[float], n_bins: int = 10
+) -> pd.DataFrame:
+    """Reliability table over ``n_bins`` equal-width bins of the predicted probability.
+
+    Returns
+    -------
+    DataFrame
+        One row per bin (empty bins included): ``bin``, ``bin_low``, ``bin_high``,
+        ``mean_predicted``, ``observed_rate`` (NaN for an empty bin) and ``count``.
+    """
+    y = np.asarray(y_true, dtype="float64")
+    p = np.asarray(y_prob, dtype="float64")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, n_bins - 1)
+    count = np.bincount(idx, minlength=n_bins)
+    sum_p = np.bincount(idx, weights=p, minlength=n_bins)
+    sum_y = np.bincount(idx, weights=y, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.where(count > 0, sum_p / np.maximum(count, 1), np.nan)
+        rate = np.where(count > 0, sum_y / np.maximum(count, 1), np.nan)
+    return pd.DataFrame(
+        {
+            "bin": np.arange(n_bins),
+            "bin_low": edges[:-1],
+            "bin_high": edges[1:],
+            "mean_predicted": mean_p,
+            "observed_rate": rate,
+            "count": count.astype(np.int64),
+        }
+    )
+
+
+def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    two_classes = len(np.unique(y)) == 2
+    return {
+        "roc_auc": float(roc_auc_score(y, p)) if two_classes else float("nan"),
+        "pr_auc": float(average_precision_score(y, p)) if two_classes else float("nan"),
+        "brier": float(brier_score_loss(y, p, labels=[0, 1])),
+    }
+
+
+def flatten_metrics(evaluation: dict) -> dict[str, float]:
+    """Flat ``{"<model>_<metric>": value}`` view of :meth:`RetentionModels.evaluate` for
+    experiment tracking (the calibration table is left out)."""
+    flat: dict[str, float] = {}
+    for name in MODEL_NAMES:
+        for metric, value in evaluation.get(name, {}).items():
+            flat[f"{name}_{metric}"] = float(value)
+    for key in ("n_rows", "retention_rate"):
+        if key in evaluation:
+            flat[key] = float(evaluation[key])
+    return flat
+
+
+# --------------------------------------------------------------------------- models
+
+
+class RetentionModels(BaseEstimator):
+    """A random forest, a LightGBM model and a plan-and-seats baseline for retention.
+
+    All three are fitted on the same rows; the random forest and LightGBM see the same
+    matrix (:func:`model_matrix`), the baseline only the plan one-hot columns and
+    ``log1p(seats)`` (a standardised logistic regression). Retention probabilities for
+    scoring come from LightGBM. Fitting is deterministic: fixed seeds, LightGBM with
+    ``deterministic=True`` and ``force_row_wise=True``.
+
+    Parameters
+    ----------
+    n_estimators : int, default 200
+        Trees of the random forest and boosting rounds of LightGBM.
+    max_depth : int, default 12
+        Maximum tree depth of both models.
+    random_state : int, default 0
+        Seed of both models.
+    n_jobs : int, default 1
+        Threads of both models.
+    learning_rate : float, default 0.05
+        LightGBM learning rate.
+    num_leaves : int, default 31
+        LightGBM leaves per tree.
+    min_samples_leaf : int, default 20
+        Minimum rows per leaf, for both models (``min_child_samples`` in LightGBM); larger
+        leaves give smoother, better calibrated probabilities than fully grown trees.
+    feature_events : sequence of str, optional
+        Product features to model; default: every event with per-event columns in the
+        training frame.
+
+    Attributes
+    ----------
+    rf_ : RandomForestClassifier
+    gbm_ : lightgbm.LGBMClassifier
+    baseline_ : sklearn Pipeline (StandardScaler, LogisticRegression)
+    feature_events_ : list of str
+        Events in the matrix.
+    plan_categories_ : list of str
+        Plan values one-hot encoded (the fixed encoding used at predict time).
+    feature_names_in_ : list of str
+        Columns of the model matrix, in order.
+    groups_ : dict
+        ``{event: [columns]}`` for the product features.
+    baseline_columns_ : list of str
+        Columns of the baseline's matrix.
+    classes_ : ndarray
+        ``[0, 1]``; column 1 of :meth:`predict_proba` is the retention probability.
+    n_train_rows_ : int
+    train_retention_rate_ : float
+    """
+
+    def __init__(
+        self,
+        n_estimators: int = 200,
+        max_depth: int = 12,
+        random_state: int = 0,
+        n_jobs: int = 1,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_samples_leaf: int = 20,
+        feature_events: Sequence[str] | None = None,
+    ):
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_samples_leaf = min_samples_leaf
+        self.feature_events = feature_events
+
+    # -- fitting
+
+    def fit(self, train_df: pd.DataFrame, y=None) -> RetentionModels:
+        """Fit the three models on labelled snapshot rows.
+
+        Parameters
+        ----------
+        train_df : DataFrame
+            Labelled snapshot rows (``retained`` 0/1, never null), with the per-event
+            columns, ``seats``, ``tenure_days`` and optionally ``plan``. Sample it first
+            (:func:`stratified_sample`) to bound the random forest's cost.
+        y : ignored
+            The label is the ``retained`` column.
+
+        Returns
+        -------
+        self
+        """
+        from lightgbm import LGBMClassifier  # heavy import, only when fitting
+
+        _require(train_df, [LABEL, SEATS, TENURE], "train_df")
+        y_arr = _label_array(train_df, "train_df")
+        if len(np.unique(y_arr)) < 2:
+            raise ValueError(
+                f"train_df column '{LABEL}' has a single class ({int(y_arr[0])}); "
+                "need both retained and churned rows"
+            )
+        events = (
+            events_in(train_df.columns)
+            if self.feature_events is None
+            else list(self.feature_events)
+        )
+        if not events:
+            raise ValueError(
+                "train_df has no per-event column (expected '<event>__used' and the like)"
+            )
+        self.feature_events_ = events
+        self.plan_categories_ = _plan_categories(train_df)
+        X = model_matrix(train_df, events, self.plan_categories_)
+        self.feature_names_in_ = list(X.columns)
+        self.n_features_in_ = X.shape[1]
+        self.groups_ = feature_groups(X.columns)
+        Xa = X.to_numpy(dtype="float64")
+
+        self.rf_ = RandomForestClassifier(
+            n_estimators=self.n_estimators,
+            max_depth=self.max_depth,
+            min_samples_leaf=self.min_samples_leaf,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        ).fit(Xa, y_arr)
+        # numpy input: LightGBM rejects some characters in feature names, and the same
+        # input type at fit and predict time avoids sklearn's feature-name warnings
+        self.gbm_ = LGBMClassifier(
+            n_estimators=self.n_estimators,
+            max_depth=self.max_depth,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_samples_leaf,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+        ).fit(Xa, y_arr)
+        B = self._baseline_matrix(train_df)
+        self.baseline_columns_ = list(B.columns)
+        self.baseline_ = make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=1000)
+        ).fit(B.to_numpy(dtype="float64"), y_arr)
+        self.classes_ = np.array([0, 1])
+        self.n_train_rows_ = int(len(train_df))
+        self.train_retention_rate_ = float(y_arr.mean())
+        return self
+
+    def _baseline_matrix(self, df: pd.DataFrame) -> pd.DataFrame:
+        seats = _numeric(df, SEATS)
+        seats = np.where(np.isnan(seats), 1.0, seats)
+        data = {"log1p_seats": np.log1p(np.maximum(seats, 0.0))}
+        data.update(_plan_onehot(df, self.plan_categories_))
+        return pd.DataFrame(data, index=df.index)
+
+    # -- prediction
+
+    def matrix(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The fitted model matrix of ``df`` (same columns and plan encoding as in fit)."""
+        check_is_fitted(self, "gbm_")
+        return model_matrix(df, self.feature_events_, self.plan_categories_)
+
+    def score_matrix(self, X: pd.DataFrame | np.ndarray, model: str = "gbm") -> np.ndarray:
+        """Retention probability from a model matrix (see :meth:`matrix`).
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray
+            Columns ``feature_names_in_`` in that order.
+        model : {"gbm", "rf"}
+            Which model predicts.
+
+        Returns
+        -------
+        ndarray of shape (n_rows,)
+        """
+        check_is_fitted(self, "gbm_")
+        if isinstance(X, pd.DataFrame):
+            missing = [c for c in self.feature_names_in_ if c not in X.columns]
+            if missing:
+                raise ValueError(f"X is missing column '{missing[0]}'")
+            X = X[self.feature_names_in_]
+        Xa = np.asarray(X, dtype="float64")
+        if Xa.ndim != 2 or Xa.shape[1] != len(self.feature_names_in_):
+            raise ValueError(
+                f"X must have {len(self.feature_names_in_)} columns, got shape {Xa.shape}"
+            )
+        if model == "gbm":
+            return self.gbm_.predict_proba(Xa)[:, 1]
+        if model == "rf":
+            return self.rf_.predict_proba(Xa)[:, 1]
+        raise ValueError(f"model must be 'gbm' or 'rf' for a model matrix, got {model!r}")
+
+    def predict_retention(self, df: pd.DataFrame, model: str = "gbm") -> np.ndarray:
+        """Probability that each row is retained, shape (n_rows,).
+
+        Parameters
+        ----------
+        df : DataFrame
+            Snapshot rows (censored rows are fine: scoring needs no label).
+        model : {"gbm", "rf", "baseline"}, default "gbm"
+        """
+        check_is_fitted(self, "gbm_")
+        if model not in MODEL_NAMES:
+            raise ValueError(f"model must be one of {MODEL_NAMES}, got {model!r}")
+        if model == "baseline":
+            _require(df, [SEATS], "df")
+            B = self._baseline_matrix(df).to_numpy(dtype="float64")
+            return self.baseline_.predict_proba(B)[:, 1]
+        return self.score_matrix(self.matrix(df), model=model)
+
+    def predict_proba(self, df: pd.DataFrame, model: str = "gbm") -> np.ndarray:
+        """sklearn-style probabilities, shape (n_rows, 2): column 1 is P(retained) from
+        LightGBM (or ``model``), column 0 its complement."""
+        p = self.predict_retention(df, model=model)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, df: pd.DataFrame, model: str = "gbm") -> np.ndarray:
+        """1 where the retention probability is at least 0.5, else 0."""
+        return (self.predict_retention(df, model=model) >= 0.5).astype(np.int64)
+
+    # -- evaluation
+
+    def evaluate(self, test_df: pd.DataFrame, n_bins: int = 10) -> dict:
+        """Out-of-time metrics of the three models on labelled test rows.
+
+        Returns
+        -------
+        dict
+            ``{"rf": {...}, "gbm": {...}, "baseline": {...}}`` each with ``roc_auc``,
+            ``pr_auc`` (average precision, retained = positive class) and ``brier``
+            (AUCs are NaN when the test rows hold a single class); ``"calibration"``: the
+            LightGBM :func:`calibration_table`; ``"n_rows"`` and ``"retention_rate"``.
+            :func:`flatten_metrics` turns it into flat metrics.
+        """
+        check_is_fitted(self, "gbm_")
+        y = _label_array(test_df, "test_df")
+        if len(y) == 0:
+            raise ValueError("test_df has no rows")
+        out: dict = {}
+        probs = {}
+        for name in MODEL_NAMES:
+            probs[name] = self.predict_retention(test_df, model=name)
+            out[name] = _scores(y, probs[name])
+        out["calibration"] = calibration_table(y, probs["gbm"], n_bins=n_bins)
+        out["n_rows"] = int(len(y))
+        out["retention_rate"] = float(y.mean())
+        return out

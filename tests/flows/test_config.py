@@ -1,0 +1,89 @@
+"""The configuration: defaults, relative paths, and errors that name the key path."""
+
+from pathlib import Path
+
+import pytest
+
+from flows.config import ConfigError, load_config
+
+MINIMAL = """
+data:
+  accounts: accounts.parquet
+  events: sub/events.csv
+milestones:
+  activation: {event: invoice_sent, window_days: 60}
+  utilization: {event: invoice_sent}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "cfg.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_and_relative_paths(tmp_path):
+    cfg = load_config(write(tmp_path, MINIMAL))
+    assert cfg.retention.horizon_days == 180
+    assert cfg.milestones.setup.window_days == 21
+    assert cfg.milestones.utilization.per_seat is True
+    assert cfg.engine == "duckdb"
+    assert cfg.resolve(cfg.data.events) == (tmp_path / "sub" / "events.csv").resolve()
+    assert cfg.trailing_days == cfg.milestones.maturity.window_days
+
+
+def test_design_example_parses():
+    cfg = load_config(Path(__file__).parents[2] / "configs" / "demo.yaml")
+    assert cfg.milestones.activation.event == "conversation_closed"
+    assert set(cfg.milestones.maturity.categories) >= {"channels", "reporting"}
+    named = cfg.configured_events()
+    assert named["install_messenger"] == "milestones.setup.steps"
+    assert named["report_viewed"] == "milestones.maturity.categories.reporting"
+
+
+def test_wrong_type_names_the_key_path(tmp_path):
+    text = MINIMAL.replace("window_days: 60", "window_days: sixty")
+    with pytest.raises(ConfigError, match=r"milestones\.activation\.window_days: expected a positive integer, got 'sixty'"):
+        load_config(write(tmp_path, text))
+
+
+def test_negative_window_is_rejected(tmp_path):
+    text = MINIMAL.replace("window_days: 60", "window_days: -3")
+    with pytest.raises(ConfigError, match=r"milestones\.activation\.window_days: expected a positive integer, got -3"):
+        load_config(write(tmp_path, text))
+
+
+def test_unknown_key_is_named(tmp_path):
+    text = MINIMAL + "retention:\n  horizon_dayz: 90\n"
+    with pytest.raises(ConfigError, match=r"retention\.horizon_dayz: unknown key"):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_required_key_is_named(tmp_path):
+    text = MINIMAL.replace("  utilization: {event: invoice_sent}\n", "")
+    with pytest.raises(ConfigError, match=r"milestones\.utilization: required key is missing"):
+        load_config(write(tmp_path, text))
+
+
+def test_bad_engine_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"engine: .*'duckdb'.*'spark'"):
+        load_config(write(tmp_path, MINIMAL + "engine: oracle\n"))
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_not_yaml_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_overrides(tmp_path):
+    cfg = load_config(write(tmp_path, MINIMAL), engine="spark", **{"data.as_of": "2026-01-31"})
+    assert cfg.engine == "spark"
+    assert cfg.data.as_of.isoformat() == "2026-01-31T00:00:00+00:00"
+
+
+def test_maturity_pin_must_name_a_category(tmp_path):
+    text = MINIMAL + "  maturity:\n    categories: {a: [x]}\n    thresholds: {b: 2}\n"
+    with pytest.raises(ConfigError, match=r"milestones\.maturity: thresholds names unknown category 'b'"):
+        load_config(write(tmp_path, text))
