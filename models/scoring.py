@@ -153,8 +153,8 @@ def score_accounts(
             )
         elif k == 2:
             texts.append(
-                f"Raise usage to {util_t:.1f} {utilization_event} per seat per {period_days} days "
-                f"(now {rate[i]:.1f})"
+                f"Raise usage to {util_t:.3g} {utilization_event} per seat per {period_days} days "
+                f"(now {rate[i]:.3g})"
             )
         elif k == 3:
             closest = min(
