@@ -138,6 +138,12 @@ class ModelsConfig(_Model):
     test_snapshots: PosInt = Field(
         default=3, description="Newest labelled snapshot dates held out as the test set."
     )
+    test_account_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        default=0.5,
+        description="Share of the accounts seen at the test dates that go to the test set; the "
+        "others keep their older rows in training (1.0 leaves only churned accounts in training, "
+        "which biases the probabilities low).",
+    )
     n_estimators: PosInt = 200
     permutation_repeats: PosInt = 5
 

@@ -37,6 +37,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +45,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -87,16 +89,16 @@ EVENT_NAMES = (
 EVENT_CODE = {name: i for i, name in enumerate(EVENT_NAMES)}
 
 PLANS = ("starter", "pro", "enterprise")
-REGIONS = ("NA", "EMEA", "APAC", "LATAM")
+REGIONS = ("north_america", "europe", "asia_pacific", "latin_america")  # no "NA": CSV readers take it for null
 REGION_SHARES = (0.40, 0.33, 0.18, 0.09)
 
 # Monthly churn hazard (per 30.44 days) of each plan, and the multipliers of the milestones.
-PLAN_HAZARD = {"starter": 0.085, "pro": 0.06, "enterprise": 0.03}
+PLAN_HAZARD = {"starter": 0.15, "pro": 0.10, "enterprise": 0.05}
 HAZARD_MULTIPLIERS = {
-    "activated": 0.45,  # >= 20 conversations closed in the first 60 days, for life
-    "utilized": 0.50,  # >= 10 conversations per seat per 30 days over the trailing 90 days
-    "mature": 0.55,  # mature in >= 3 categories
-    "mature_category": 0.85,  # each mature category (on top of the above)
+    "activated": 0.35,  # >= 20 conversations closed in the first 60 days, for life
+    "utilized": 0.30,  # >= 10 conversations per seat per 30 days over the trailing 90 days
+    "mature": 0.50,  # mature in >= 3 categories
+    "mature_category": 0.75,  # each mature category (on top of the above)
 }
 
 # Setup steps: probability to ever do the step, mean delay (days) of the first time.
@@ -111,12 +113,13 @@ _SETUP_PARAMS = {
 _SETUP_BOOST = 1.6  # early conversation volume multiplier per TRUE step done within 21 days
 _EARLY_MEDIAN = 7.0  # median first-60-day conversation volume without any true step
 _EARLY_SIGMA = 0.75
-_RATE_MEDIAN = 8.0  # median conversations per seat per 30 days (after the activation window)
+_RATE_MEDIAN = 9.0  # median conversations per seat per 30 days (after the activation window)
 _RATE_SIGMA = 0.6
-_RATE_RHO = 0.85  # month-to-month persistence of an account's usage level
-_RATE_INNOV = 0.07
-_DORMANT = {"activated": 0.03, "not_activated": 0.18}  # share of months with no conversation
+_RATE_RHO = 0.95  # month-to-month persistence of an account's usage level
+_RATE_INNOV = 0.02
+_DORMANT = {"activated": 0.02, "not_activated": 0.10}  # share of months with no conversation
 
+_SEATS_TILT = 0.45
 _BLOCK = 20_000  # accounts per simulation block (part of the determinism contract)
 _DAY = 86_400
 _MONTH = 30.4375 * _DAY
@@ -204,7 +207,8 @@ class DemoData:
         """
         for what, item in _simulate(self.n_accounts, self.seed, self.end, self.months, emit=True):
             if what == "events":
-                yield item if kind == "arrow" else item.to_pandas()
+                table = _plain(item)
+                yield table if kind == "arrow" else table.to_pandas()
 
     def events(self) -> pd.DataFrame:
         """All events as one DataFrame (for small demos and tests)."""
@@ -270,6 +274,10 @@ def write_demo(
     n_events = 0
     account_tables: list[pa.Table] = []
     writer = _EventWriter(tmp["events"], fmt)
+    # One background thread encodes and writes while numpy generates the next chunk (both
+    # release the GIL); a single worker keeps the chunks in order, so output stays identical.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-writer")
+    writing: Future | None = None
     try:
         pending: list[pa.Table] = []
         pending_rows = 0
@@ -281,7 +289,9 @@ def write_demo(
                 pending_rows += item.num_rows
                 n_events += item.num_rows
                 if pending_rows >= 1_000_000:
-                    writer.write(pa.concat_tables(pending))
+                    if writing is not None:
+                        writing.result()
+                    writing = pool.submit(writer.write, pa.concat_tables(pending))
                     pending, pending_rows = [], 0
             else:
                 account_tables.append(item)
@@ -291,6 +301,9 @@ def write_demo(
                     f"demo: block {len(account_tables)}/{n_blocks}: {done_accounts:,} accounts, "
                     f"{n_events:,} events, {secs:.1f}s ({n_events / max(secs, 1e-9):,.0f} events/s)"
                 )
+        if writing is not None:
+            writing.result()
+            writing = None
         if pending:
             writer.write(pa.concat_tables(pending))
         writer.close()
@@ -298,17 +311,25 @@ def write_demo(
         if fmt == "parquet":
             pq.write_table(accounts, tmp["accounts"], store_schema=False)
         else:
-            pacsv.write_csv(_csv_table(accounts), tmp["accounts"])
+            pacsv.write_csv(_csv_table(accounts), tmp["accounts"], _CSV_OPTIONS)
         truth = truth_dict(seed, n_accounts, end, months)
         truth["n_events"] = int(n_events)
         tmp["truth"].write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
         for key in ("accounts", "events", "truth"):
             os.replace(tmp[key], final[key])
     except BaseException:
+        if writing is not None:
+            writing.cancel()
+            try:
+                writing.result()
+            except BaseException:  # noqa: BLE001 - the first error is the one raised
+                pass
         writer.abort()
         for p in tmp.values():
             p.unlink(missing_ok=True)
         raise
+    finally:
+        pool.shutdown(wait=True)
     secs = time.perf_counter() - t0
     say(f"demo: wrote {n_accounts:,} accounts and {n_events:,} events to {out} in {secs:.1f}s")
     return {
@@ -335,6 +356,23 @@ _EVENT_SCHEMA = pa.schema(
         ("user_id", pa.string()),
     ]
 )
+# what the simulation yields: the string columns still dictionary-encoded (cheap to build);
+# `_plain` turns them into plain strings (in the writer thread when writing files)
+_RAW_EVENT_SCHEMA = pa.schema(
+    [
+        ("account_id", pa.dictionary(pa.int32(), pa.string())),
+        ("event", pa.dictionary(pa.int8(), pa.string())),
+        ("occurred_at", _TS),
+        ("quantity", pa.float64()),
+        ("user_id", pa.dictionary(pa.int32(), pa.string())),
+    ]
+)
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    return table if table.schema.equals(_EVENT_SCHEMA) else table.cast(_EVENT_SCHEMA)
+
+
 _ACCOUNT_SCHEMA = pa.schema(
     [
         ("account_id", pa.string()),
@@ -356,12 +394,21 @@ class _EventWriter:
         self._csv: pacsv.CSVWriter | None = None
         self._sink = None
         if fmt == "parquet":
-            self._pq = pq.ParquetWriter(path, _EVENT_SCHEMA, compression="snappy", store_schema=False)
+            self._pq = pq.ParquetWriter(
+                path,
+                _EVENT_SCHEMA,
+                compression="zstd",
+                # dictionary pages for the repetitive columns only: hashing ~1M distinct
+                # timestamps per row group would cost time for nothing
+                use_dictionary=["account_id", "event", "user_id", "quantity"],
+                store_schema=False,
+            )
         else:
             self._sink = pa.OSFile(str(path), "wb")
-            self._csv = pacsv.CSVWriter(self._sink, _csv_schema(_EVENT_SCHEMA))
+            self._csv = pacsv.CSVWriter(self._sink, _csv_schema(_EVENT_SCHEMA), write_options=_CSV_OPTIONS)
 
     def write(self, table: pa.Table) -> None:
+        table = _plain(table)
         if self._pq is not None:
             self._pq.write_table(table, row_group_size=1 << 20)
         else:
@@ -384,7 +431,12 @@ class _EventWriter:
 
 
 def _csv_schema(schema: pa.Schema) -> pa.Schema:
-    return pa.schema([(f.name, pa.string() if f.type == _TS else f.type) for f in schema])
+    return pa.schema(
+        [
+            (f.name, pa.string() if f.type == _TS or pa.types.is_floating(f.type) else f.type)
+            for f in schema
+        ]
+    )
 
 
 _DAY_STR_CACHE: dict[int, pa.Array] = {}
@@ -409,15 +461,34 @@ def _iso_strings(ts: pa.ChunkedArray | pa.Array) -> pa.Array:
         _TOD_STR = pa.array(
             [f"T{h:02d}:{m:02d}:{s:02d}Z" for h, m, s in zip(tod // 3600, tod // 60 % 60, tod % 60)]
         )
-    out = pa.compute.binary_join_element_wise(
+    out = pc.binary_join_element_wise(
         day_str.take(pa.array(days - d0)), _TOD_STR.take(pa.array(secs - days * _DAY)), ""
     )
-    return pa.compute.if_else(valid, out, pa.scalar(None, pa.string()))
+    return pc.if_else(valid, out, pa.scalar(None, pa.string()))
+
+
+def _float_strings(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Decimal strings that read back as floats (``1.0``, not ``1``)."""
+    text = pc.cast(values, pa.string())
+    plain = pc.match_substring_regex(text, r"^-?[0-9]+$")
+    return pc.if_else(plain, pc.binary_join_element_wise(text, ".0", ""), text)
 
 
 def _csv_table(table: pa.Table) -> pa.Table:
-    cols = [_iso_strings(c) if c.type == _TS else c for c in table.columns]
+    """Timestamps as ISO 8601 strings, floats with a decimal point (the CSV form)."""
+    cols = []
+    for c in table.columns:
+        if c.type == _TS:
+            cols.append(_iso_strings(c))
+        elif pa.types.is_floating(c.type):
+            cols.append(_float_strings(c))
+        else:
+            cols.append(c)
     return pa.table(cols, schema=_csv_schema(table.schema))
+
+
+# our strings never hold a comma, a quote or a line break, so nothing needs quoting
+_CSV_OPTIONS = pacsv.WriteOptions(quoting_style="none")
 
 
 # --------------------------------------------------------------------------------------
@@ -489,10 +560,12 @@ def _simulate_block(
     # ---- accounts -------------------------------------------------------------------
     signup = start_s + np.floor(rng.random(n) * (end_s - start_s - 3600)).astype(np.int64)
     signup_day = signup // _DAY
-    seats = np.floor(np.exp(rng.random(n) * np.log(51.0))).astype(np.int64)
-    seats = np.clip(seats, 1, 50)
+    # log(seats) roughly uniform on [0, ln 51), tilted toward small teams (median 3, mean ~7)
+    tilt, top = _SEATS_TILT, np.log(51.0)
+    log_seats = -np.log1p(-rng.random(n) * (1.0 - np.exp(-tilt * top))) / tilt
+    seats = np.clip(np.floor(np.exp(log_seats)), 1, 50).astype(np.int64)
     z = np.log(seats) / np.log(50.0)
-    p_ent = 0.025 + 0.22 * z
+    p_ent = 0.03 + 0.25 * z
     p_pro = 0.26 + 0.12 * z
     u = rng.random(n)
     plan = np.where(u < p_ent, 2, np.where(u < p_ent + p_pro, 1, 0)).astype(np.int8)
@@ -526,16 +599,16 @@ def _simulate_block(
     q = rng.beta(1.0, 1.0, (n, len(MATURITY_CATEGORIES)))
     feat_pop = np.linspace(1.0, 0.8, n_feat).reshape(1, -1)  # slightly different popularity
     adopter = rng.random((n, n_feat)) < q[:, cat_of] * feat_pop
-    adopt_lag = (rng.exponential(2.0, (n, n_feat)) * _MONTH).astype(np.int64)
+    adopt_lag = (rng.exponential(1.0, (n, n_feat)) * _MONTH).astype(np.int64)
     adopt_at = np.where(adopter, signup[:, None] + adopt_lag, _NEVER)
-    feat_lam = 0.6 + 0.25 * np.sqrt(seats)  # extra uses per month beyond the first
+    feat_lam = 0.3 + 0.2 * np.sqrt(seats)  # extra uses per month beyond the first
     last_used = np.full((n, n_feat), -1, dtype=np.int64)
     cat_thr = np.array(list(MATURITY_THRESHOLDS.values()))
 
     # ---- decorative propensities (no effect; only drawn when emitting) ------------------
     if emit:
         noise_adopt = deco.random((n, len(NOISE))) < np.array([0.30, 0.50, 0.40])
-        niche_adopt = np.where(plan == 2, deco.random(n) < 0.45, deco.random(n) < 0.003)
+        niche_adopt = np.where(plan == 2, deco.random(n) < 0.42, deco.random(n) < 0.003)
         ids = [f"acc_{i:0{width}d}" for i in range(first + 1, first + n + 1)]
         acc_dict = pa.array(ids, pa.string())
         user_off = np.concatenate([[0], np.cumsum(seats)[:-1]])
@@ -561,15 +634,13 @@ def _simulate_block(
         m = acc.size
         return pa.table(
             [
-                pa.DictionaryArray.from_arrays(pa.array(acc), acc_dict).cast(pa.string()),
-                pa.DictionaryArray.from_arrays(pa.array(codes), event_dict).cast(pa.string()),
+                pa.DictionaryArray.from_arrays(pa.array(acc), acc_dict),
+                pa.DictionaryArray.from_arrays(pa.array(codes), event_dict),
                 pa.array(ts * 1_000_000, pa.int64()).cast(_TS),
                 pa.array(np.ones(m)),
-                pa.DictionaryArray.from_arrays(pa.array(user.astype(np.int32)), user_dict).cast(
-                    pa.string()
-                ),
+                pa.DictionaryArray.from_arrays(pa.array(user.astype(np.int32)), user_dict),
             ],
-            schema=_EVENT_SCHEMA,
+            schema=_RAW_EVENT_SCHEMA,
         )
 
     def place(rng_: np.random.Generator, acc, counts, lo, span):
@@ -683,14 +754,12 @@ def _simulate_block(
             first_t = setup_first[:, j]
             extra = deco.poisson(0.1 if step in SETUP_ROUTINE else 0.8, n)
             acc = np.repeat(np.arange(n), 1 + extra)
-            is_first = np.ones(acc.size, dtype=bool)
-            is_first[np.cumsum(1 + extra)[:-1]] = True
-            starts = np.concatenate([[0], np.cumsum(1 + extra)[:-1]])
-            is_first[:] = False
-            is_first[starts] = True
+            is_first = np.zeros(acc.size, dtype=bool)
+            is_first[np.concatenate([[0], np.cumsum(1 + extra)[:-1]])] = True
             later = (deco.exponential(4.0, acc.size) * _DAY).astype(np.int64) + 1
-            ts = np.where(is_first, first_t[acc], first_t[acc] + np.where(is_first, 0, later))
-            keep = (first_t[acc] != _NEVER) & (ts < stop[acc])
+            done = first_t[acc] != _NEVER
+            ts = np.where(done, first_t[acc], 0) + np.where(is_first, 0, later)
+            keep = done & (ts < stop[acc])
             parts.append((EVENT_CODE[step], acc[keep], ts[keep]))
         yield "events", chunk(parts)
 

@@ -166,12 +166,27 @@ def features_task(cfg: Config, inputs: Inputs) -> FeatureTables:
     return build_feature_tables(cfg, inputs)
 
 
+def model_input_example(models: Any, frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """The snapshot columns the model reads, for MLflow's signature and input example."""
+    from features.columns import feature_of
+
+    events = set(models.feature_events_)
+    cols = [c for c in frame.columns if feature_of(c) in events]
+    cols += [c for c in ("plan", "seats", "tenure_days") if c in frame.columns]
+    return frame[cols].head(rows).reset_index(drop=True)
+
+
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(cfg: Config, tables: FeatureTables) -> dict:
     from models.importance import rank_features
     from models.training import RetentionModels, out_of_time_split, stratified_sample
 
-    train, test = out_of_time_split(tables.snapshots, test_snapshots=cfg.models.test_snapshots)
+    train, test = out_of_time_split(
+        tables.snapshots,
+        test_snapshots=cfg.models.test_snapshots,
+        test_account_share=cfg.models.test_account_share,
+        random_state=cfg.seed,
+    )
     if train.empty or test.empty:
         raise InvalidInputError(
             "not enough labelled history to train: need uncensored snapshots before and at the "
@@ -182,7 +197,8 @@ def train_task(cfg: Config, tables: FeatureTables) -> dict:
     models = RetentionModels(
         n_estimators=cfg.models.n_estimators, random_state=cfg.seed, n_jobs=2
     ).fit(sample)
-    metrics = models.evaluate(test)
+    evaluation = models.evaluate(test)
+    calibration = evaluation.pop("calibration")
     labelled = tables.snapshots[~tables.snapshots["censored"].astype(bool)]
     importance = rank_features(
         models,
@@ -196,8 +212,10 @@ def train_task(cfg: Config, tables: FeatureTables) -> dict:
     )
     return {
         "models": models,
-        "metrics": metrics,
+        "metrics": evaluation,
+        "calibration": calibration,
         "importance": importance,
+        "example": model_input_example(models, test),
         "rows": {"train": len(train), "sampled": len(sample), "test": len(test)},
     }
 
@@ -226,7 +244,9 @@ def thresholds_task(cfg: Config, tables: FeatureTables) -> dict:
         activation_event=m.activation.event,
         activation_window_days=m.activation.window_days,
         utilization_event=m.utilization.event,
-        period_days=m.utilization.period_days,
+        utilization_period_days=m.utilization.period_days,
+        utilization_per_seat=m.utilization.per_seat,
+        maturity_window_days=m.maturity.window_days,
         setup_window_days=m.setup.window_days,
     )
 
@@ -238,7 +258,7 @@ def score_task(cfg: Config, tables: FeatureTables, thresholds: dict, models: Any
     m = cfg.milestones
     proba = None
     if models is not None and len(tables.current):
-        p = models.predict_proba(tables.current)
+        p = models.predict_retention(tables.current)
         proba = pd.Series(p, index=tables.current["account_id"].astype(str).to_numpy())
     return score_accounts(
         tables.tenure,
@@ -261,6 +281,7 @@ def write_outputs(
     scores: pd.DataFrame,
     validation: dict,
     summary: dict,
+    calibration: pd.DataFrame | None = None,
 ) -> None:
     from models.scoring import SCORE_COLUMNS
 
@@ -271,6 +292,8 @@ def write_outputs(
     csv["as_of"] = pd.to_datetime(csv["as_of"]).dt.strftime("%Y-%m-%d")
     csv.to_csv(staging / "scores.csv", index=False, encoding="utf-8", float_format="%.6g")
     ordered.to_parquet(staging / "scores.parquet", index=False)
+    if calibration is not None:
+        calibration.to_csv(staging / "calibration.csv", index=False)
     (staging / "validation.json").write_text(json.dumps(validation, indent=2, default=str) + "\n")
     (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
 
@@ -366,6 +389,7 @@ def pipeline(
                 "metrics": trained["metrics"],
                 "rows": trained["rows"],
                 "validation_ok": True,
+                "prevalence_band": list(cfg.importance.prevalence_band),
                 "seed": cfg.seed,
             }
             write_outputs(
@@ -375,6 +399,7 @@ def pipeline(
                 scores=scores,
                 validation=inputs.validation,
                 summary=summary,
+                calibration=trained["calibration"],
             )
             run_id = publish_task(cfg, staging, out_dir, trained, summary)
             st.note("MLflow run %s", run_id)

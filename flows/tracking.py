@@ -86,7 +86,7 @@ class RetentionPyfunc(mlflow.pyfunc.PythonModel):
         self.models = models
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.Series:
-        proba = self.models.predict_proba(model_input)
+        proba = self.models.predict_retention(model_input)
         return pd.Series(proba, name="retention_probability")
 
 
@@ -127,12 +127,9 @@ def log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
                 "validation": "passed",
             }
         )
-        flat: dict[str, float] = {}
-        for model, values in metrics.items():
-            if isinstance(values, dict):
-                for k, v in values.items():
-                    if isinstance(v, (int, float)) and v is not None:
-                        flat[f"{model}_{k}"] = float(v)
+        from models.training import flatten_metrics
+
+        flat = flatten_metrics(metrics)
         for name in ("setup", "activation", "utilization", "maturity"):
             t = thresholds[name].get("threshold")
             if isinstance(t, (int, float)):
@@ -153,7 +150,7 @@ def log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
         models = trained["models"]
         example = trained.get("example")
         if example is None:
-            example = trained["importance"].head(0)
+            example = pd.DataFrame()
         pyfunc = RetentionPyfunc(models)
         signature = infer_signature(example, pyfunc.predict(None, example)) if len(example) else None
         mlflow.sklearn.log_model(
