@@ -129,10 +129,18 @@ def test_truth_matches_the_demo_configuration():
     assert set(setup["true_steps"] + setup["routine_steps"] + setup["irrelevant_steps"]) == set(
         m["setup"]["steps"]
     )
-    assert truth["activation"] == {"event": "conversation_closed", "window_days": 60, "threshold": 20}
+    assert truth["activation"] == {
+        "event": "conversation_closed",
+        "window_days": 60,
+        "threshold": 20,
+    }
     assert truth["utilization"]["threshold"] == 10 and truth["utilization"]["per_seat"] is True
     assert truth["maturity"]["categories"] == {
-        "channels": 2, "automation": 2, "operations": 3, "interoperability": 1, "reporting": 2
+        "channels": 2,
+        "automation": 2,
+        "operations": 3,
+        "interoperability": 1,
+        "reporting": 2,
     }
     assert truth["maturity"]["min_categories"] == 3
     assert {k: list(v) for k, v in MATURITY_CATEGORIES.items()} == m["maturity"]["categories"]

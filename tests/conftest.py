@@ -1,0 +1,54 @@
+"""Shared fixtures: quiet Prefect/MLflow settings, one Prefect test harness, a small demo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """One Prefect test server for the whole session (about 10 s, paid once)."""
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory) -> dict:
+    """A small generated demo (a few hundred accounts), made once per session."""
+    from flows.demo import write_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    return write_demo(out, n_accounts=400, seed=7)
+
+
+def demo_config_text(accounts: str, events: str, tracking_uri: str, **extra) -> str:
+    """The demo configuration pointed at other files and a private MLflow store."""
+    text = (ROOT / "configs" / "demo.yaml").read_text()
+    text = text.replace("../data/demo/accounts.parquet", accounts)
+    text = text.replace("../data/demo/events.parquet", events)
+    text = text.replace(
+        "tracking:\n", f"tracking:\n  tracking_uri: {tracking_uri}\n"
+    )
+    for key, block in extra.items():
+        text += f"{key}:\n{block}\n"
+    return text
