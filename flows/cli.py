@@ -82,8 +82,10 @@ def run(
     def body():
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+        from flows.config import load_config
         from flows.pipeline import pipeline
 
+        load_config(config, engine=engine, **{"data.as_of": as_of})  # fail fast, before Prefect
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             result = pipeline(str(config), str(out) if out else None, engine, as_of)
         typer.echo(f"report: {result['report']}")
@@ -184,9 +186,26 @@ def demo(
     _guard(body)
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main() -> None:  # pragma: no cover - the console script
+    """Run the CLI, then leave without interpreter finalisation.
+
+    DuckDB's bindings print spurious "leaked instance" warnings when the interpreter tears
+    down after Great Expectations and Ibis used the same connection; every output is written
+    and closed by then, so the process ends right away with the command's exit status.
+    """
+    import logging
+    import os
+
+    code = 0
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

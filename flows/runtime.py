@@ -61,6 +61,9 @@ def setup_logging(verbose: bool = False) -> None:
     log.propagate = False
     for noisy in ("mlflow", "alembic", "great_expectations", "py4j", "prefect", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # the CLI reports a failed run itself, in one line, with the right exit status
+    for chatty in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(chatty).setLevel(logging.CRITICAL)
 
 
 class Stage:

@@ -108,6 +108,16 @@ def current_champion(cfg: Config) -> dict | None:
 
 def log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
     """Log one pipeline run; register the model and decide the champion."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # MLflow warns about pickled models (we choose cloudpickle on purpose) and integer
+        # columns in signatures; neither is actionable for a user of this pipeline.
+        warnings.simplefilter("ignore")
+        return _log_run(cfg, staging, trained, summary)
+
+
+def _log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
     _mlflow(cfg)
     from mlflow.models import infer_signature
 
