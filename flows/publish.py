@@ -40,6 +40,7 @@ def publish(staging: Path, out: Path) -> Path:
     staging, out = Path(staging), Path(out)
     recover(out)
     prev = _previous(out)
+    os.chmod(staging, 0o755)  # mkdtemp made it private; a publication is for readers
     if out.exists():
         os.rename(out, prev)
     os.rename(staging, out)
