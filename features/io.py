@@ -59,9 +59,10 @@ def connect(engine: str = "duckdb", *, spark_session: Any = None, temp_directory
     """
     if engine == "duckdb":
         con = ibis.duckdb.connect()
-        con.raw_sql("SET TimeZone='UTC'")
+        con.raw_sql("SET TimeZone='UTC'").fetchall()
+        con.raw_sql("SET enable_progress_bar=false").fetchall()
         if temp_directory:
-            con.raw_sql(f"SET temp_directory='{temp_directory}'")
+            con.raw_sql(f"SET temp_directory='{temp_directory}'").fetchall()
         return con
     if engine == "spark":
         if spark_session is None:
@@ -113,7 +114,9 @@ def read_source(con, source: Source, name: str) -> Table:
         raise FileNotFoundError(f"data.{name}: file not found: {path}")
     if kind == "csv":
         if con.name == "duckdb":
-            return con.read_csv(str(path), table_name=f"raw_{name}", all_varchar=True, header=True)
+            # parse the text once into a temporary table: every later query reads columns
+            view = con.read_csv(str(path), table_name=f"raw_{name}_csv", all_varchar=True, header=True)
+            return con.create_table(f"raw_{name}", view, temp=True, overwrite=True)
         return con.read_csv(str(path), table_name=f"raw_{name}", header=True, inferSchema=False)
     if path.is_dir():
         return con.read_parquet(str(path / "*.parquet"), table_name=f"raw_{name}")

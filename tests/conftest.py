@@ -52,3 +52,24 @@ def demo_config_text(accounts: str, events: str, tracking_uri: str, **extra) -> 
     for key, block in extra.items():
         text += f"{key}:\n{block}\n"
     return text
+
+
+_EXIT_STATUS = {"code": 0}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS["code"] = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """Leave right after pytest's summary.
+
+    DuckDB 2.0's bindings print dozens of spurious "nanobind: leaked instance" lines at
+    interpreter teardown once many connections were used in one process; they would bury the
+    summary line. Every test has finished and reported by now.
+    """
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_EXIT_STATUS["code"])

@@ -1,0 +1,859 @@
+"""Validation of the input data contract (``accounts`` and ``events``) in the engine.
+
+Each rule of the contract is written once, as an Ibis expression of the rows that break it
+(its "unexpected rows"). On DuckDB every rule is compiled to SQL and checked by Great
+Expectations as an ``UnexpectedRowsExpectation`` on a SQL data source that shares the very
+DuckDB connection the inputs were read with, so the files are scanned by DuckDB and never
+copied into pandas. On any other engine (Spark) the same expressions run directly: a count and
+the first few rows of each.
+
+Timestamps are parsed with :func:`features.io.as_utc_timestamp`, so that what validation calls
+parseable is exactly what the pipeline can read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as idt
+from ibis.expr.types import BooleanValue, Table, Value
+
+from features.io import REQUIRED_ACCOUNT_COLUMNS, REQUIRED_EVENT_COLUMNS, as_utc_timestamp
+
+MAX_EXAMPLES = 5
+_BATCH_CTE = "gx_batch"
+
+# What each column of the contract may hold in a typed source (a Parquet file, a DuckDB table);
+# CSV columns are strings and are parsed by the rules. A column of the "null" type is a column
+# whose values are all missing (for example `churned_at` while no account has churned).
+_ACCEPTED_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
+    "accounts": {
+        "account_id": ("string", "integer"),
+        "signup_at": ("timestamp", "date", "string"),
+        "churned_at": ("timestamp", "date", "string", "null"),
+        "seats": ("integer", "floating", "decimal", "string"),
+    },
+    "events": {
+        "account_id": ("string", "integer", "null"),
+        "event": ("string", "integer", "null"),
+        "occurred_at": ("timestamp", "date", "string", "null"),
+        "quantity": ("integer", "floating", "decimal", "string", "null"),
+    },
+}
+
+
+@dataclass
+class RuleResult:
+    """The outcome of one rule: how many rows break it, and a few of them.
+
+    Attributes
+    ----------
+    rule : str
+        Stable identifier, ``<table>.<column>.<check>`` (for example
+        ``events.account_id.known``).
+    table : str
+        ``accounts`` or ``events``.
+    description : str
+        The rule in plain words.
+    unexpected_count : int
+        Number of rows (or, for table-level rules, items) that break the rule.
+    examples : list of dict
+        Up to five offending rows, with their identifying columns and the offending value.
+    """
+
+    rule: str
+    table: str
+    description: str
+    unexpected_count: int
+    examples: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.unexpected_count == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "table": self.table,
+            "description": self.description,
+            "ok": self.ok,
+            "unexpected_count": int(self.unexpected_count),
+            "examples": [dict(row) for row in self.examples],
+        }
+
+
+@dataclass
+class ValidationReport:
+    """Every rule checked on the inputs, with the table sizes.
+
+    Attributes
+    ----------
+    results : list of RuleResult
+        One per rule, in a fixed order.
+    row_counts : dict
+        ``{"accounts": n, "events": n}``; empty when required columns are missing.
+    engine : str
+        ``"duckdb"`` (rules checked by Great Expectations) or ``"spark"`` (rules run as Ibis
+        expressions).
+    as_of : datetime or None
+        The scoring date the rules were checked against (naive UTC).
+    """
+
+    results: list[RuleResult]
+    row_counts: dict
+    engine: str = "duckdb"
+    as_of: dt.datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failures(self) -> list[RuleResult]:
+        return [r for r in self.results if not r.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable summary."""
+        return {
+            "ok": self.ok,
+            "engine": self.engine,
+            "as_of": self.as_of.isoformat() if self.as_of is not None else None,
+            "row_counts": {k: int(v) for k, v in self.row_counts.items()},
+            "failures": [r.rule for r in self.failures],
+            "results": [r.to_dict() for r in self.results],
+        }
+
+    def format(self) -> str:
+        """Human-readable text: one block per broken rule, with up to five example rows."""
+        sizes = ", ".join(f"{k}: {v:,} rows" for k, v in self.row_counts.items())
+        if self.ok:
+            return f"Input validation passed: {len(self.results)} rules checked ({sizes})."
+        failures = self.failures
+        lines = [
+            f"Input validation failed: {len(failures)} of {len(self.results)} rules broken"
+            + (f" ({sizes})." if sizes else ".")
+        ]
+        for r in failures:
+            unit = "row breaks" if r.unexpected_count == 1 else "rows break"
+            lines.append("")
+            lines.append(f"[{r.rule}] {r.description}")
+            lines.append(f"  {r.unexpected_count:,} {unit} this rule; for example:")
+            for row in r.examples[:MAX_EXAMPLES]:
+                lines.append("    " + ", ".join(f"{k}={v!r}" for k, v in row.items()))
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One rule: the Ibis expression of the rows that break it."""
+
+    rule: str
+    table: str
+    description: str
+    unexpected: Table
+
+
+def validate_inputs(
+    con,
+    accounts_raw: Table,
+    events_raw: Table,
+    *,
+    as_of: dt.datetime | None,
+    configured_events: dict[str, str] | None = None,
+) -> ValidationReport:
+    """Check both raw input tables against the data contract.
+
+    Parameters
+    ----------
+    con : ibis backend
+        The backend from :func:`features.io.connect` the two tables were read with.
+    accounts_raw, events_raw : ibis.Table
+        The raw tables from :func:`features.io.read_inputs` (CSV columns are all strings).
+    as_of : datetime or None
+        Scoring date, naive UTC (an aware one is converted). None: the latest event time, in
+        which case no event can be after it and that rule is not checked.
+    configured_events : dict, optional
+        Event name -> key path of the configuration that names it; every one must occur.
+
+    Returns
+    -------
+    ValidationReport
+        When a required column is missing or has an unusable type, only those rules are
+        reported (nothing else can be checked).
+    """
+    schema_results = _schema_results(accounts_raw, events_raw)
+    engine = "duckdb" if con.name == "duckdb" else "spark"
+    if any(not r.ok for r in schema_results):
+        return ValidationReport(results=schema_results, row_counts={}, engine=engine, as_of=as_of)
+
+    explicit_as_of = as_of is not None
+    if engine == "duckdb":
+        with _no_progress_bar(con):
+            row_counts = _row_counts(accounts_raw, events_raw)
+            as_of = _resolve_as_of(events_raw, as_of)
+            results = _run_with_great_expectations(
+                con, accounts_raw, events_raw, as_of, explicit_as_of, configured_events
+            )
+    else:
+        row_counts = _row_counts(accounts_raw, events_raw)
+        as_of = _resolve_as_of(events_raw, as_of)
+        configured = _configured_table(configured_events)
+        rules = _rules(accounts_raw, events_raw, as_of, explicit_as_of, configured)
+        results = [_run_directly(rule) for rule in rules]
+    return ValidationReport(
+        results=schema_results + results, row_counts=row_counts, engine=engine, as_of=as_of
+    )
+
+
+# --------------------------------------------------------------------------- the schema
+
+
+def _type_family(dtype: idt.DataType) -> str:
+    for family in ("string", "integer", "floating", "decimal", "timestamp", "date", "null"):
+        if getattr(dtype, f"is_{family}")():
+            return family
+    return str(dtype)
+
+
+def _schema_results(accounts: Table, events: Table) -> list[RuleResult]:
+    """The fail-fast rules: required columns present, with types the rules can read."""
+    results = []
+    for table, raw, required in (
+        ("accounts", accounts, REQUIRED_ACCOUNT_COLUMNS),
+        ("events", events, REQUIRED_EVENT_COLUMNS),
+    ):
+        missing = [c for c in required if c not in raw.columns]
+        results.append(
+            RuleResult(
+                rule=f"{table}.columns.present",
+                table=table,
+                description=f"{table} has the columns {', '.join(required)}",
+                unexpected_count=len(missing),
+                examples=[{"missing_column": c} for c in missing][:MAX_EXAMPLES],
+            )
+        )
+        wrong = []
+        for column, accepted in _ACCEPTED_TYPES[table].items():
+            if column in raw.columns:
+                family = _type_family(raw[column].type())
+                if family not in accepted:
+                    wrong.append(
+                        {
+                            "column": column,
+                            "type": str(raw[column].type()),
+                            "expected": " or ".join(accepted),
+                        }
+                    )
+        results.append(
+            RuleResult(
+                rule=f"{table}.columns.types",
+                table=table,
+                description=f"every column of {table} has a type the contract allows",
+                unexpected_count=len(wrong),
+                examples=wrong[:MAX_EXAMPLES],
+            )
+        )
+    return results
+
+
+def _row_counts(accounts: Table, events: Table) -> dict[str, int]:
+    return {"accounts": int(accounts.count().execute()), "events": int(events.count().execute())}
+
+
+@contextlib.contextmanager
+def _no_progress_bar(con) -> Iterator[None]:
+    """DuckDB draws a progress bar on stderr for queries of more than 2 s: not in validation."""
+    # fetchall: DuckDB refuses other work while a result is left half-read
+    previous = con.raw_sql("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
+    con.raw_sql("SET enable_progress_bar = false")
+    try:
+        yield
+    finally:
+        con.raw_sql(f"SET enable_progress_bar = {'true' if previous else 'false'}")
+
+
+def _resolve_as_of(events: Table, as_of: dt.datetime | None) -> dt.datetime | None:
+    if as_of is not None:
+        if as_of.tzinfo is not None:
+            as_of = as_of.astimezone(dt.UTC).replace(tzinfo=None)
+        return as_of
+    latest = as_utc_timestamp(events.occurred_at).max().execute()
+    if latest is None or latest != latest:  # no event, or none with a readable time (NaT)
+        return None
+    if hasattr(latest, "to_pydatetime"):
+        latest = latest.to_pydatetime()
+    if latest.tzinfo is not None:
+        latest = latest.astimezone(dt.UTC).replace(tzinfo=None)
+    return latest
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def _missing(col: Value) -> BooleanValue:
+    """Null, or a blank string."""
+    if col.type().is_string():
+        # a regular expression, as TRIM on every value costs several times more on DuckDB
+        return col.isnull() | col.re_search(r"^\s*$")
+    return col.isnull()
+
+
+def _unparseable_timestamp(col: Value) -> BooleanValue:
+    """Present, but not a timestamp the pipeline can read."""
+    dtype = col.type()
+    if dtype.is_timestamp() or dtype.is_date():
+        return ibis.literal(False)
+    return ~_missing(col) & as_utc_timestamp(col).isnull()
+
+
+def _as_float(col: Value) -> Value:
+    dtype = col.type()
+    if dtype.is_string():
+        return col.try_cast("float64")
+    if dtype.is_null():
+        return ibis.null("float64")
+    return col.cast("float64")
+
+
+def _not_a_number(col: Value) -> BooleanValue:
+    """Present, but not a finite number."""
+    dtype = col.type()
+    if dtype.is_integer() or dtype.is_decimal():
+        return ibis.literal(False)
+    x = _as_float(col)
+    return ~_missing(col) & (x.isnull() | x.isnan() | x.isinf())
+
+
+def _not_an_integer(col: Value) -> BooleanValue:
+    """Present, but not a whole number the pipeline reads as one."""
+    dtype = col.type()
+    if dtype.is_integer():
+        return ibis.literal(False)
+    x = _as_float(col)
+    if dtype.is_string():
+        # the pipeline reads a string with TRY_CAST to an integer, which rounds "2.5" to 3:
+        # a value is whole only when it reads the same as an integer and as a float
+        as_int = col.try_cast("int64")
+        return ~_missing(col) & (as_int.isnull() | x.isnull() | (x != as_int.cast("float64")))
+    return ~_missing(col) & (x.isnan() | x.isinf() | (x != x.floor()))
+
+
+def _empty(t: Table) -> Table:
+    """One row (``rows = 0``) when the table is empty, none otherwise."""
+    # the select keeps Ibis from filtering on a second scalar COUNT(*) subquery
+    counted = t.aggregate(rows=t.count()).select("rows")
+    return counted.filter(counted.rows == 0)
+
+
+def _ts_literal(value: dt.datetime) -> Value:
+    return ibis.literal(value, type=idt.Timestamp())
+
+
+def _configured_table(configured_events: dict[str, str] | None) -> Table | None:
+    if not configured_events:
+        return None
+    return ibis.memtable(
+        {"event": list(configured_events), "config_key": list(configured_events.values())},
+        schema={"event": "string", "config_key": "string"},
+    )
+
+
+def _rules(
+    accounts: Table,
+    events: Table,
+    as_of: dt.datetime | None,
+    explicit_as_of: bool,
+    configured: Table | None,
+) -> list[_Rule]:
+    """Every row-level rule of the contract, as expressions of the rows that break it."""
+    a, e = accounts, events
+    a_id = a.account_id.cast("string")
+    signup = as_utc_timestamp(a.signup_at)
+    churned = as_utc_timestamp(a.churned_at)
+    occurred = as_utc_timestamp(e.occurred_at)
+
+    def ev_rows(t: Table, **extra: Value) -> Table:
+        return t.select(
+            account_id=t.account_id.cast("string"),
+            event=t.event,
+            occurred_at=t.occurred_at,
+            **extra,
+        )
+
+    rules: list[_Rule] = []
+
+    def add(rule: str, description: str, unexpected: Table) -> None:
+        rules.append(_Rule(rule, rule.split(".", 1)[0], description, unexpected))
+
+    # -- accounts
+    add("accounts.rows.not_empty", "accounts has at least one row", _empty(a))
+    add(
+        "accounts.account_id.not_null",
+        "every account has an account_id",
+        a.filter(_missing(a.account_id)).select(
+            account_id=a_id, signup_at=a.signup_at, seats=a.seats
+        ),
+    )
+    with_id = a.filter(~_missing(a.account_id)).select(account_id=a_id, signup_at=a.signup_at)
+    counted = with_id.mutate(
+        occurrences=with_id.account_id.count().over(group_by=with_id.account_id)
+    )
+    add(
+        "accounts.account_id.unique",
+        "no account_id appears on more than one row of accounts",
+        counted.filter(counted.occurrences > 1),
+    )
+    add(
+        "accounts.signup_at.not_null",
+        "every account has a signup_at",
+        a.filter(_missing(a.signup_at)).select(account_id=a_id, signup_at=a.signup_at),
+    )
+    add(
+        "accounts.signup_at.parseable",
+        "every signup_at is an ISO 8601 timestamp (naive = UTC, or with an offset)",
+        a.filter(_unparseable_timestamp(a.signup_at)).select(
+            account_id=a_id, signup_at=a.signup_at
+        ),
+    )
+    add(
+        "accounts.churned_at.parseable",
+        "every churned_at, when present, is an ISO 8601 timestamp (naive = UTC, or with an offset)",
+        a.filter(_unparseable_timestamp(a.churned_at)).select(
+            account_id=a_id, churned_at=a.churned_at
+        ),
+    )
+    add(
+        "accounts.seats.not_null",
+        "every account has a number of seats",
+        a.filter(_missing(a.seats)).select(account_id=a_id, seats=a.seats),
+    )
+    add(
+        "accounts.seats.integer",
+        "every seats value is a whole number",
+        a.filter(_not_an_integer(a.seats)).select(account_id=a_id, seats=a.seats),
+    )
+    add(
+        "accounts.seats.at_least_one",
+        "every account has at least 1 seat",
+        a.filter(_as_float(a.seats) < 1).select(account_id=a_id, seats=a.seats),
+    )
+    if as_of is not None:
+        add(
+            "accounts.signup_at.not_after_as_of",
+            f"no account signs up after as_of ({as_of.isoformat()})",
+            a.filter(signup > _ts_literal(as_of)).select(account_id=a_id, signup_at=a.signup_at),
+        )
+    add(
+        "accounts.churned_at.not_before_signup",
+        "every churned_at is at or after the account's signup_at",
+        a.filter(churned < signup).select(
+            account_id=a_id, signup_at=a.signup_at, churned_at=a.churned_at
+        ),
+    )
+
+    # -- events
+    add("events.rows.not_empty", "events has at least one row", _empty(e))
+    add(
+        "events.account_id.not_null",
+        "every event has an account_id",
+        ev_rows(e.filter(_missing(e.account_id))),
+    )
+    add(
+        "events.event.not_null",
+        "every event has a non-empty event name",
+        ev_rows(e.filter(_missing(e.event))),
+    )
+    add(
+        "events.occurred_at.not_null",
+        "every event has an occurred_at",
+        ev_rows(e.filter(_missing(e.occurred_at))),
+    )
+    add(
+        "events.occurred_at.parseable",
+        "every occurred_at is an ISO 8601 timestamp (naive = UTC, or with an offset)",
+        ev_rows(e.filter(_unparseable_timestamp(e.occurred_at))),
+    )
+    if "quantity" in e.columns:
+        add(
+            "events.quantity.numeric",
+            "every quantity, when present, is a finite number",
+            ev_rows(e.filter(_not_a_number(e.quantity)), quantity=e.quantity),
+        )
+        add(
+            "events.quantity.non_negative",
+            "every quantity, when present, is >= 0",
+            ev_rows(e.filter(_as_float(e.quantity) < 0), quantity=e.quantity),
+        )
+    known = a.filter(~_missing(a.account_id)).select(known_id=a_id).distinct()
+    present = e.filter(~_missing(e.account_id))
+    add(
+        "events.account_id.known",
+        "every event's account_id exists in accounts",
+        ev_rows(present.anti_join(known, present.account_id.cast("string") == known.known_id)),
+    )
+    # one signup per account (the earliest, should account_id repeat) keeps one row per event
+    signups = (
+        a.filter(~_missing(a.account_id))
+        .select(signup_id=a_id, signup=signup)
+        .group_by("signup_id")
+        .aggregate(signup_at=ibis._.signup.min())
+    )
+    timed = e.mutate(_occurred=occurred)
+    joined = timed.inner_join(signups, timed.account_id.cast("string") == signups.signup_id)
+    add(
+        "events.occurred_at.not_before_signup",
+        "no event occurs before its account's signup_at",
+        ev_rows(joined.filter(joined._occurred < joined.signup_at), signup_at=joined.signup_at),
+    )
+    if explicit_as_of and as_of is not None:
+        add(
+            "events.occurred_at.not_after_as_of",
+            f"no event occurs after as_of ({as_of.isoformat()})",
+            ev_rows(e.filter(occurred > _ts_literal(as_of))),
+        )
+    if configured is not None:
+        seen = e.filter(~_missing(e.event)).select(seen_event=e.event.cast("string")).distinct()
+        add(
+            "events.event.configured",
+            "every event the configuration names occurs in events",
+            configured.anti_join(seen, configured.event == seen.seen_event),
+        )
+    return rules
+
+
+# --------------------------------------------------------------------------- running them
+
+
+def _jsonable(value: Any) -> Any:
+    """A value fit for JSON and for reading in a message."""
+    if value is None:
+        return None
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dt.datetime | dt.date):
+        try:
+            return value.isoformat()
+        except ValueError:  # NaT
+            return None
+    if isinstance(value, Decimal):
+        return _jsonable(float(value))
+    if hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
+    if value != value:  # NaT, NA
+        return None
+    return str(value)
+
+
+def _examples(rows: list[dict]) -> list[dict]:
+    return [{str(k): _jsonable(v) for k, v in dict(row).items()} for row in rows[:MAX_EXAMPLES]]
+
+
+def _run_directly(rule: _Rule) -> RuleResult:
+    """Run one rule's expression on the engine: its count and its first few rows."""
+    count = int(rule.unexpected.count().execute())
+    rows = rule.unexpected.limit(MAX_EXAMPLES).to_pyarrow().to_pylist() if count else []
+    return RuleResult(rule.rule, rule.table, rule.description, count, _examples(rows))
+
+
+def _run_with_great_expectations(
+    con,
+    accounts_raw: Table,
+    events_raw: Table,
+    as_of: dt.datetime | None,
+    explicit_as_of: bool,
+    configured_events: dict[str, str] | None,
+) -> list[RuleResult]:
+    """Check every rule with Great Expectations on the DuckDB connection the inputs live on.
+
+    Each input gets a temporary view, which is a Great Expectations table asset; a rule's SQL
+    reads its own table as ``{batch}`` (and may join the other view by name).
+    """
+    suffix = uuid.uuid4().hex[:8]
+    views = {table: f"_milestones_validate_{table}_{suffix}" for table in ("accounts", "events")}
+    configured_name = f"_milestones_validate_configured_{suffix}"
+    created: list[tuple[str, str]] = []
+    try:
+        for table, raw in (("accounts", accounts_raw), ("events", events_raw)):
+            con.raw_sql(f'CREATE OR REPLACE TEMP VIEW "{views[table]}" AS {con.compile(raw)}')
+            created.append(("VIEW", views[table]))
+        configured = None
+        if configured_events:
+            con.raw_sql(
+                f'CREATE OR REPLACE TEMP TABLE "{configured_name}" '
+                "(event VARCHAR, config_key VARCHAR)"
+            )
+            created.append(("TABLE", configured_name))
+            con.con.executemany(
+                f'INSERT INTO "{configured_name}" VALUES (?, ?)',
+                [[str(k), str(v)] for k, v in configured_events.items()],
+            )
+            configured = con.table(configured_name)
+        accounts, events = con.table(views["accounts"]), con.table(views["events"])
+        rules = _rules(accounts, events, as_of, explicit_as_of, configured)
+        queries = {
+            rule.rule: _batch_query(con.compile(rule.unexpected), views[rule.table])
+            for rule in rules
+        }
+        return _great_expectations(con, views, rules, queries)
+    finally:
+        for kind, name in reversed(created):
+            con.raw_sql(f'DROP {kind} IF EXISTS "{name}"')
+
+
+def _batch_query(sql: str, view: str) -> str:
+    """The rule's SQL for Great Expectations, reading its own table from GE's ``{batch}``.
+
+    GE substitutes ``{batch}`` with a subquery (aliased or not, depending on whether the query
+    joins), which cannot take the place of Ibis's ``"view" AS "t0"``; so the batch becomes a
+    common table expression that the Ibis SQL reads in place of the view. Literal braces are
+    doubled, as GE formats the query with ``str.format``.
+    """
+    sql = sql.replace("{", "{{").replace("}", "}}").replace(f'"{view}"', f'"{_BATCH_CTE}"')
+    head = f'WITH "{_BATCH_CTE}" AS (SELECT * FROM {{batch}})'
+    stripped = sql.lstrip()
+    if stripped[:5].upper() == "WITH ":
+        return f"{head}, {stripped[5:]}"
+    return f"{head} {stripped}"
+
+
+def _great_expectations(
+    con, views: dict[str, str], rules: list[_Rule], queries: dict[str, str]
+) -> list[RuleResult]:
+    """Run the rules as GE suites (one per table) on a SQL data source over ``con``'s DuckDB."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    url = _register_lent_dialect()
+    # GE keeps its last context (and so this data source) reachable globally: the creator reads
+    # the connection from a holder that is emptied afterwards, and the pools are disposed, so
+    # that nothing of GE keeps the backend's connection once validation returns
+    lent = [con.con]
+    context = gx.get_context(
+        project_config=DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(),
+            analytics_enabled=False,
+            progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+        ),
+        mode="ephemeral",
+    )
+    source = None
+    outcomes: dict[str, dict] = {}
+    try:
+        source = context.data_sources.add_sql(
+            name="milestones_inputs",
+            connection_string=url,
+            kwargs={"creator": lambda: _LentConnection(lent[0])},
+        )
+        for table in ("accounts", "events"):
+            table_rules = [r for r in rules if r.table == table]
+            if table_rules:
+                outcomes.update(
+                    _validate_table(gx, context, source, table, views[table], table_rules, queries)
+                )
+    finally:
+        if source is not None:
+            source.get_engine().dispose()
+            source.get_execution_engine().close()
+        lent.clear()
+
+    results = []
+    for rule in rules:
+        outcome = outcomes[rule.rule]
+        rows = (outcome.get("details") or {}).get("unexpected_rows") or []
+        count = int(outcome["observed_value"])
+        results.append(RuleResult(rule.rule, rule.table, rule.description, count, _examples(rows)))
+    return results
+
+
+def _validate_table(
+    gx, context, source, table: str, view: str, rules: list[_Rule], queries: dict[str, str]
+) -> dict[str, dict]:
+    """One table's rules as one GE suite, validated on a whole-table batch of its view."""
+    asset = source.add_table_asset(name=table, table_name=view)
+    batch = asset.add_batch_definition_whole_table(name=f"{table}_all")
+    expectations = [
+        gx.expectations.UnexpectedRowsExpectation(
+            unexpected_rows_query=queries[rule.rule],
+            description=rule.description,
+            meta={"rule": rule.rule},
+        )
+        for rule in rules
+    ]
+    suite = context.suites.add(
+        gx.ExpectationSuite(name=f"{table}_contract", expectations=expectations)
+    )
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{table}_contract", data=batch, suite=suite)
+    )
+    # COMPLETE: the first rows of each rule's query (up to 200) come back as examples
+    run = definition.run(result_format={"result_format": "COMPLETE"})
+    outcomes = {}
+    for result in run.results:
+        rule_id = result.expectation_config.meta["rule"]
+        error = _exception_message(result.exception_info or {})
+        if error is not None:
+            raise RuntimeError(f"validation rule {rule_id} could not run: {error}")
+        outcomes[rule_id] = result.result
+    return outcomes
+
+
+def _exception_message(info: dict) -> str | None:
+    """The message of the exception GE caught while running an expectation, if any."""
+    if info.get("raised_exception"):
+        return str(info.get("exception_message") or "unknown error")
+    for value in info.values():
+        if isinstance(value, dict) and value.get("raised_exception"):
+            return str(value.get("exception_message") or "unknown error")
+    return None
+
+
+# --------------------------------------------------------------------------- DuckDB for GE
+#
+# GE reaches a database through SQLAlchemy. The rules must run on the backend's own DuckDB
+# connection (its temporary views, session time zone and attached databases), so SQLAlchemy
+# gets that connection lent through a minimal DB-API shim and dialect: it never closes the
+# connection and never opens a transaction on it (a rollback when SQLAlchemy takes the
+# connection back would discard the result GE has still to fetch). The dialect compiles
+# SQLAlchemy's generic SQL, which DuckDB reads; the rules themselves are DuckDB SQL from Ibis.
+
+_LENT_DIALECT = "duckdb.milestones_lent"
+
+
+class _LentCursor:
+    """A DB-API cursor over the lent DuckDB connection (DuckDB keeps one result at a time)."""
+
+    arraysize = 1
+    rowcount = -1
+
+    def __init__(self, duck: Any) -> None:
+        self._duck = duck
+
+    def execute(self, operation: str, parameters: Any = None) -> None:
+        if parameters:
+            self._duck.execute(operation, list(parameters))
+        else:
+            self._duck.execute(operation)
+
+    @property
+    def description(self) -> Any:
+        return self._duck.description
+
+    def fetchone(self) -> Any:
+        return self._duck.fetchone()
+
+    def fetchmany(self, size: int | None = None) -> list:
+        return self._duck.fetchmany(size or self.arraysize)
+
+    def fetchall(self) -> list:
+        return self._duck.fetchall()
+
+    def close(self) -> None:
+        pass
+
+
+class _LentConnection:
+    """A DB-API connection that lends the backend's DuckDB connection and never closes it."""
+
+    def __init__(self, duck: Any) -> None:
+        self._duck = duck
+
+    def cursor(self) -> _LentCursor:
+        return _LentCursor(self._duck)
+
+    def close(self) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+
+def _register_lent_dialect() -> str:
+    """Register the SQLAlchemy dialect of the lent connection (once); return its URL."""
+    from sqlalchemy.dialects import registry
+
+    # SQLAlchemy's registry loads a dialect by module and attribute name; the class is built
+    # on first use so that importing this module does not import SQLAlchemy
+    if "_LentDuckDBDialect" not in globals():
+        globals()["_LentDuckDBDialect"] = _build_lent_dialect()
+        registry.register(_LENT_DIALECT, __name__, "_LentDuckDBDialect")
+    return _LENT_DIALECT.replace(".", "+") + "://"
+
+
+def _build_lent_dialect() -> type:
+    import duckdb
+    from sqlalchemy.engine.default import DefaultDialect
+
+    class DBAPI:
+        """The DB-API module SQLAlchemy expects: a parameter style and the error classes."""
+
+        apilevel = "2.0"
+        threadsafety = 1
+        paramstyle = "qmark"
+        Warning = duckdb.Warning
+        Error = duckdb.Error
+        InterfaceError = duckdb.Error
+        DatabaseError = duckdb.DatabaseError
+        DataError = duckdb.DataError
+        OperationalError = duckdb.OperationalError
+        IntegrityError = duckdb.IntegrityError
+        InternalError = duckdb.InternalError
+        ProgrammingError = duckdb.ProgrammingError
+        NotSupportedError = duckdb.NotSupportedError
+
+    class LentDuckDBDialect(DefaultDialect):
+        name = "duckdb"
+        driver = "milestones_lent"
+        supports_statement_cache = True
+        supports_native_boolean = True
+        default_paramstyle = "qmark"
+
+        @classmethod
+        def import_dbapi(cls) -> Any:
+            return DBAPI
+
+        def _get_server_version_info(self, connection: Any) -> tuple[int, ...]:
+            return tuple(int(p) for p in duckdb.__version__.split(".")[:3] if p.isdigit())
+
+        def _get_default_schema_name(self, connection: Any) -> str:
+            return "main"
+
+        def get_default_isolation_level(self, dbapi_conn: Any) -> None:
+            return None
+
+        def do_begin(self, dbapi_connection: Any) -> None:
+            pass
+
+        def do_commit(self, dbapi_connection: Any) -> None:
+            pass
+
+        def do_rollback(self, dbapi_connection: Any) -> None:
+            pass
+
+        def has_table(
+            self, connection: Any, table_name: str, schema: str | None = None, **kw: Any
+        ) -> bool:
+            found = connection.exec_driver_sql(
+                "SELECT 1 FROM duckdb_tables() WHERE table_name = ? "
+                "UNION ALL SELECT 1 FROM duckdb_views() WHERE view_name = ?",
+                (table_name, table_name),
+            )
+            return found.first() is not None
+
+    return LentDuckDBDialect
