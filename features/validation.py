@@ -658,7 +658,7 @@ def _great_expectations(
             connection_string=url,
             kwargs={"creator": lambda: _LentConnection(lent[0])},
         )
-        for table in ("accounts", "events"):
+        for table in views:
             table_rules = [r for r in rules if r.table == table]
             if table_rules:
                 outcomes.update(
@@ -857,3 +857,68 @@ def _build_lent_dialect() -> type:
             return found.first() is not None
 
     return LentDuckDBDialect
+
+
+# --------------------------------------------------------------------------- feature tables
+
+
+def _feature_table_rules(tenure: Table, snapshots: Table) -> list[_Rule]:
+    """The checks on the built tables: keys, counts, nulls, and labels only where known."""
+    rules: list[_Rule] = []
+
+    def add(rule: str, table: str, description: str, unexpected: Table) -> None:
+        rules.append(_Rule(rule, table, description, unexpected))
+
+    for name, t, keys in (("tenure", tenure, ["account_id"]), ("snapshots", snapshots, ["account_id", "snapshot_date"])):
+        dup = t.group_by(keys).aggregate(rows=t.count()).filter(lambda g: g.rows > 1)
+        add(f"{name}.key.unique", name, f"{name} has one row per {' and '.join(keys)}", dup)
+        required = [c for c in (*keys, "seats", "plan") if c in t.columns]
+        required += [c for c in ("labelled", "window_closed", "censored", "tenure_days") if c in t.columns]
+        cond = None
+        for c in required:
+            cond = t[c].isnull() if cond is None else (cond | t[c].isnull())
+        add(f"{name}.required.not_null", name, f"{name} has no null in {', '.join(required)}",
+            t.filter(cond).select(*keys, *[c for c in required if c not in keys]))
+        counts = [
+            c for c in t.columns
+            if c.endswith(("__count", "__days", "__used", "__per_seat"))
+            or c.startswith(("gw__", "aw__", "maturity__"))
+            or c in ("activation_count", "utilization_rate", "utilization_raw", "tenure_days")
+        ]
+        if counts:
+            neg = None
+            for c in counts:
+                bad = t[c] < 0
+                neg = bad if neg is None else (neg | bad)
+            add(f"{name}.counts.non_negative", name, f"every count and rate of {name} is >= 0",
+                t.filter(neg).select(*keys))
+    add("tenure.label.only_when_labelled", "tenure",
+        "tenure rows carry a retention label exactly when they are labelled",
+        tenure.filter(tenure.labelled != tenure.retained.notnull()).select("account_id", "labelled", "retained"))
+    add("snapshots.label.only_uncensored", "snapshots",
+        "snapshot rows carry a retention label exactly when they are not censored",
+        snapshots.filter(snapshots.censored == snapshots.retained.notnull())
+        .select("account_id", "snapshot_date", "censored", "retained"))
+    return rules
+
+
+def validate_feature_tables(con, tables: dict[str, Table]) -> ValidationReport:
+    """Check built feature tables with Great Expectations (DuckDB) or directly (Spark).
+
+    Parameters
+    ----------
+    con : ibis backend
+    tables : dict
+        ``{"tenure": table, "snapshots": table}``; on DuckDB each should be a materialised
+        (named) table, which Great Expectations reads as a table asset.
+    """
+    tenure, snapshots = tables["tenure"], tables["snapshots"]
+    rules = _feature_table_rules(tenure, snapshots)
+    row_counts = {name: int(t.count().execute()) for name, t in tables.items()}
+    if con.name != "duckdb":
+        return ValidationReport([_run_directly(r) for r in rules], row_counts, engine="spark")
+    views = {name: t.get_name() for name, t in tables.items()}
+    queries = {r.rule: _batch_query(con.compile(r.unexpected), views[r.table]) for r in rules}
+    with _no_progress_bar(con):
+        results = _great_expectations(con, views, rules, queries)
+    return ValidationReport(results, row_counts, engine="duckdb")

@@ -99,6 +99,7 @@ def validate_task(cfg: Config) -> Inputs:
 
 def build_feature_tables(cfg: Config, inputs: Inputs, stage: Stage | None = None) -> FeatureTables:
     from features import tables as ft
+    from features.validation import validate_feature_tables
 
     m = cfg.milestones
     daily = ft.daily_aggregate(inputs.events, as_of=inputs.as_of)
@@ -106,7 +107,7 @@ def build_feature_tables(cfg: Config, inputs: Inputs, stage: Stage | None = None
         daily = daily.cache()
     events = ft.event_names(daily)
     n_events = int(inputs.events.count().execute())
-    tenure = ft.tenure_table(
+    tenure_expr = ft.tenure_table(
         inputs.accounts,
         daily,
         as_of=inputs.as_of,
@@ -119,10 +120,10 @@ def build_feature_tables(cfg: Config, inputs: Inputs, stage: Stage | None = None
         golden_week_days=cfg.features.golden_week_days,
         inactivity_period_days=m.activation.inactivity_period_days,
         inactivity_horizon_days=m.activation.inactivity_horizon_days,
-    ).to_pandas()
-    first_signup = pd.Timestamp(tenure["signup_date"].min()).date()
+    )
+    first = inputs.accounts.signup_at.min().execute()
     dates = ft.snapshot_dates(
-        first_signup,
+        pd.Timestamp(first).date(),
         inputs.as_of,
         activation_window_days=m.activation.window_days,
         max_snapshots=cfg.snapshots.max_snapshots,
@@ -139,10 +140,20 @@ def build_feature_tables(cfg: Config, inputs: Inputs, stage: Stage | None = None
         horizon_days=cfg.retention.horizon_days,
         activation_window_days=m.activation.window_days,
     )
-    snapshots = ft.snapshot_table(inputs.accounts, daily, dates=dates, **common).to_pandas()
-    current = ft.snapshot_table(
+    snapshots_expr = ft.snapshot_table(inputs.accounts, daily, dates=dates, **common)
+    current_expr = ft.snapshot_table(
         inputs.accounts, daily, dates=[inputs.as_of.date()], require_window_closed=False, **common
-    ).to_pandas()
+    )
+    built = {
+        "tenure": _materialise(inputs.con, "ms_tenure", tenure_expr),
+        "snapshots": _materialise(inputs.con, "ms_snapshots", snapshots_expr),
+    }
+    report = validate_feature_tables(inputs.con, built)
+    if not report.ok:
+        raise RuntimeError("the built feature tables break their own checks:\n" + report.format())
+    tenure = built["tenure"].to_pandas()
+    snapshots = built["snapshots"].to_pandas()
+    current = current_expr.to_pandas()
     if stage:
         stage.note(
             "%d accounts, %d events (%d distinct), %d snapshot rows over %d month ends, "
@@ -159,6 +170,13 @@ def build_feature_tables(cfg: Config, inputs: Inputs, stage: Stage | None = None
         n_events=n_events,
         period=(str(pd.Timestamp(start).date()), str(inputs.as_of)),
     )
+
+
+def _materialise(con: Any, name: str, expr: Any) -> Any:
+    """Compute a table once in the engine (a temporary table on DuckDB, cached on Spark)."""
+    if con.name == "duckdb":
+        return con.create_table(name, expr, temp=True, overwrite=True)
+    return expr.cache()
 
 
 @task(name="features", cache_policy=NO_CACHE)
