@@ -55,6 +55,10 @@ def _guard(fn):
 
         if isinstance(exc, InvalidInputError):
             _fail("invalid input data\n" + str(exc.args[0]), 2)
+        from flows.tracking import NoChampionError
+
+        if isinstance(exc, NoChampionError):
+            _fail(str(exc), 1)
         if isinstance(exc, (FileNotFoundError,)):
             _fail(str(exc), 2)
         if isinstance(exc, ValueError) and type(exc).__module__.startswith(("features", "flows")):
@@ -89,6 +93,37 @@ def run(
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             result = pipeline(str(config), str(out) if out else None, engine, as_of)
         typer.echo(f"report: {result['report']}")
+        typer.echo(f"scores: {result['scores']}")
+        typer.echo(f"mlflow run: {result['run_id']}")
+
+    _guard(body)
+
+
+@app.command()
+def score(
+    config: Path = ConfigOpt,
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Output folder (default: the config's `out`, else out/<config folder>)."
+    ),
+    engine: Optional[str] = EngineOpt,
+    as_of: Optional[str] = AsOfOpt,
+) -> None:
+    """Score the live accounts with the current champion's thresholds and model (no training).
+
+    Fails with exit status 1 when no champion has been trained yet (run `milestones run` first).
+    Appends the scores to the history table and publishes scores.csv / scores.parquet.
+    """
+    _start()
+
+    def body():
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+        from flows.config import load_config
+        from flows.score import score_flow
+
+        load_config(config, engine=engine, **{"data.as_of": as_of})
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            result = score_flow(str(config), str(out) if out else None, engine, as_of)
         typer.echo(f"scores: {result['scores']}")
         typer.echo(f"mlflow run: {result['run_id']}")
 
@@ -187,24 +222,16 @@ def demo(
 
 
 def main() -> None:  # pragma: no cover - the console script
-    """Run the CLI, then leave without interpreter finalisation.
-
-    DuckDB's bindings print spurious "leaked instance" warnings when the interpreter tears
-    down after Great Expectations and Ibis used the same connection; every output is written
-    and closed by then, so the process ends right away with the command's exit status.
-    """
-    import logging
-    import os
+    from flows.runtime import hard_exit
 
     code = 0
     try:
         app()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    except KeyboardInterrupt:
+        code = 130
+    hard_exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

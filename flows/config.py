@@ -187,6 +187,11 @@ class Config(_Model):
     engine: Literal["duckdb", "spark"] = "duckdb"
     seed: int = 42
     out: str | None = Field(default=None, description="Default output folder.")
+    history: str | None = Field(
+        default=None,
+        description="DuckDB file of the score history; default: milestone_history.duckdb "
+        "beside the output folder.",
+    )
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @property

@@ -146,6 +146,10 @@ _DORMANT = {"activated": 0.02, "not_activated": 0.15}
 _DORMANT_DAYS = 150
 
 _SEATS_TILT = 0.45
+_ADOPT_BETA = (1.0, 1.0)  # per-category adoption propensity ~ Beta(a, b)
+_ADOPT_MEAN: dict[str, float] | None = None  # experiment: per-category mean of the propensity
+_ADOPT_KAPPA = 4.0
+_LATE_HAZARD = 1.0  # experiment: base hazard multiplier once the activation window closed
 _BLOCK = 20_000  # accounts per simulation block (part of the determinism contract)
 _DAY = 86_400
 _MONTH = 30.4375 * _DAY
@@ -632,7 +636,11 @@ def _simulate_block(
     cat_of = np.array(
         [ci for ci, feats in enumerate(MATURITY_CATEGORIES.values()) for _ in feats], dtype=np.int64
     )
-    q = rng.beta(1.0, 1.0, (n, len(MATURITY_CATEGORIES)))
+    if _ADOPT_MEAN is None:
+        q = rng.beta(*_ADOPT_BETA, (n, len(MATURITY_CATEGORIES)))
+    else:
+        m_ = np.array([_ADOPT_MEAN[c] for c in MATURITY_CATEGORIES])
+        q = rng.beta(m_ * _ADOPT_KAPPA, (1 - m_) * _ADOPT_KAPPA, (n, len(MATURITY_CATEGORIES)))
     feat_pop = np.linspace(1.0, 0.8, n_feat).reshape(1, -1)  # slightly different popularity
     adopter = rng.random((n, n_feat)) < q[:, cat_of] * feat_pop
     adopt_lag = (rng.exponential(1.0, (n, n_feat)) * _MONTH).astype(np.int64)
@@ -698,6 +706,7 @@ def _simulate_block(
         closed = signup_day[live] + ACTIVATION_WINDOW_DAYS <= S
         activated = closed & (act_count[live] >= ACTIVATION_THRESHOLD)
         h = base_h[live].copy()
+        h[closed] *= _LATE_HAZARD
         h[activated] *= HAZARD_MULTIPLIERS["activated"]
         if closed.any():
             w0 = max(S - UTILIZATION_WINDOW_DAYS + 1 - day0, 0)

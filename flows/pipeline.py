@@ -59,6 +59,11 @@ def default_out(cfg: Config) -> Path:
     return (cfg.base_dir / ".." / "out" / cfg.base_dir.name).resolve()
 
 
+def history_path(cfg: Config, out: Path) -> Path:
+    """The DuckDB file holding the score history."""
+    return cfg.resolve(cfg.history) if cfg.history else Path(out).parent / "milestone_history.duckdb"
+
+
 def validation_sidecar(out: Path) -> Path:
     """Where a run's validation result is kept beside the output folder."""
     return out.with_name(out.name + ".validation.json")
@@ -97,7 +102,10 @@ def validate_task(cfg: Config) -> Inputs:
     return open_inputs(cfg)
 
 
-def build_feature_tables(cfg: Config, inputs: Inputs, stage: Stage | None = None) -> FeatureTables:
+def build_feature_tables(
+    cfg: Config, inputs: Inputs, stage: Stage | None = None, *, training: bool = True
+) -> FeatureTables:
+    """The tenure table, the snapshot table (when ``training``) and the rows at ``as_of``."""
     from features import tables as ft
     from features.validation import validate_feature_tables
 
@@ -140,7 +148,13 @@ def build_feature_tables(cfg: Config, inputs: Inputs, stage: Stage | None = None
         horizon_days=cfg.retention.horizon_days,
         activation_window_days=m.activation.window_days,
     )
-    snapshots_expr = ft.snapshot_table(inputs.accounts, daily, dates=dates, **common)
+    if not training:
+        dates = []
+    snapshots_expr = ft.snapshot_table(
+        inputs.accounts, daily, dates=dates or [inputs.as_of.date()], **common
+    )
+    if not training:
+        snapshots_expr = snapshots_expr.limit(0)
     current_expr = ft.snapshot_table(
         inputs.accounts, daily, dates=[inputs.as_of.date()], require_window_closed=False, **common
     )
@@ -317,12 +331,16 @@ def write_outputs(
 
 
 @task(name="publish", cache_policy=NO_CACHE)
-def publish_task(cfg: Config, staging: Path, out: Path, trained: dict, summary: dict) -> str | None:
+def publish_task(
+    cfg: Config, staging: Path, out: Path, trained: dict, summary: dict, scores: pd.DataFrame
+) -> str | None:
+    from flows.history import record
     from flows.report import write_report
     from flows.tracking import log_run
 
     write_report(staging)
     run_id = log_run(cfg, staging, trained, summary)
+    record(history_path(cfg, out), scores, run_id)
     publish(staging, out)
     return run_id
 
@@ -390,7 +408,10 @@ def pipeline(
                 len(thresholds["maturity"]["categories"]),
             )
         with Stage(5, STAGES, "score the live accounts") as st:
+            from flows.history import with_previous_stage
+
             scores = score_task(cfg, tables, thresholds, trained["models"], inputs.as_of)
+            scores = with_previous_stage(history_path(cfg, out_dir), scores, inputs.as_of)
             st.note("%d accounts scored; stages: %s", len(scores), scores["stage"].value_counts().to_dict())
         with Stage(6, STAGES, "publish and track") as st:
             summary = {
@@ -419,7 +440,7 @@ def pipeline(
                 summary=summary,
                 calibration=trained["calibration"],
             )
-            run_id = publish_task(cfg, staging, out_dir, trained, summary)
+            run_id = publish_task(cfg, staging, out_dir, trained, summary, scores)
             st.note("MLflow run %s", run_id)
     except BaseException:
         discard(staging)

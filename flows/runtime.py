@@ -86,3 +86,30 @@ class Stage:
             log.info("[%d/%d] %s done in %.1f s", self.index, self.total, self.name, took)
         else:
             log.info("[%d/%d] %s failed after %.1f s", self.index, self.total, self.name, took)
+
+
+def stop_prefect_servers() -> None:
+    """Stop any temporary Prefect server this process started (normally an atexit hook)."""
+    if "prefect.server.api.server" not in sys.modules:
+        return
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        for server in list(SubprocessASGIServer._instances.values()):
+            server.stop()
+    except Exception:  # noqa: BLE001 - best effort at exit
+        pass
+
+
+def hard_exit(code: int) -> None:
+    """End the process now, with ``code``, after stopping Prefect's temporary server.
+
+    DuckDB 2.0's nanobind bindings print dozens of spurious "leaked instance" lines at
+    interpreter teardown once Ibis, Great Expectations and Prefect held the same connection;
+    every output is written and closed by the time this is called, so teardown is skipped.
+    """
+    stop_prefect_servers()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -210,3 +210,51 @@ def _promote(cfg: Config, model_uri: str, auc: float | None, run_id: str) -> dic
         client.set_registered_model_alias(cfg.tracking.model_name, CHAMPION, mv.version)
     log.info("      model version %s %s: %s", mv.version, gate["decision"].replace("_", " "), gate["reason"])
     return gate
+
+
+class NoChampionError(RuntimeError):
+    """There is no champion model to score with yet."""
+
+
+def champion(cfg: Config, dest: Path) -> dict:
+    """Download the champion run's thresholds (and other outputs) into ``dest``; load its model.
+
+    Raises
+    ------
+    NoChampionError
+        When the registry has no ``champion`` alias for the configured model name yet.
+    """
+    info = current_champion(cfg)
+    if info is None:
+        raise NoChampionError(
+            f"no champion model '{cfg.tracking.model_name}@{CHAMPION}' in {tracking_uri(cfg)}: "
+            "train one first with `milestones run --config ...`"
+        )
+    client = mlflow.MlflowClient()
+    names = {a.path for a in client.list_artifacts(info["run_id"])}
+    for name in ("thresholds.json", "importance.csv", "report.html", "summary.json"):
+        if name in names:
+            local = client.download_artifacts(info["run_id"], name, str(dest))
+            Path(local).replace(dest / name)
+    if not (dest / "thresholds.json").is_file():
+        raise NoChampionError(f"the champion run {info['run_id']} holds no thresholds.json")
+    info["model"] = mlflow.pyfunc.load_model(f"models:/{cfg.tracking.model_name}@{CHAMPION}")
+    return info
+
+
+def log_score_run(cfg: Config, staging: Path, summary: dict) -> str:
+    """A light MLflow run for a scoring publication (no training)."""
+    _mlflow(cfg)
+    with mlflow.start_run(run_name=f"score {summary['as_of'][:10]}") as run:
+        mlflow.set_tags(
+            {
+                "kind": "score",
+                "as_of": summary["as_of"],
+                "champion_run_id": summary["champion_run_id"],
+                "champion_version": str(summary["champion_version"]),
+                "data_fingerprint": data_fingerprint(cfg),
+            }
+        )
+        mlflow.log_metrics({"live_accounts": summary["live_accounts"], "events": summary["events"]})
+        mlflow.log_artifacts(str(staging))
+        return run.info.run_id

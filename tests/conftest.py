@@ -54,6 +54,35 @@ def demo_config_text(accounts: str, events: str, tracking_uri: str, **extra) -> 
     return text
 
 
+FAST = {
+    "models": "  row_budget: 4000\n  n_estimators: 40\n  permutation_repeats: 2\n  test_snapshots: 2",
+    "thresholds": "  bootstrap: 40",
+    "snapshots": "  max_snapshots: 12",
+}
+
+
+@pytest.fixture(scope="session")
+def runs(small_demo, tmp_path_factory, prefect_harness):
+    """Two runs of the same data, config and seed into two folders."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    cfg = tmp / "demo.yaml"
+    cfg.write_text(
+        demo_config_text(
+            small_demo["accounts"], small_demo["events"], f"sqlite:///{tmp / 'mlflow.db'}", **FAST
+        )
+    )
+    from typer.testing import CliRunner
+
+    from flows.cli import app as cli_app
+
+    results = []
+    for name in ("first", "second"):
+        res = CliRunner().invoke(cli_app, ["run", "--config", str(cfg), "--out", str(tmp / name)])
+        results.append(res)
+    return {"cfg": cfg, "tmp": tmp, "results": results}
+
+
+
 _EXIT_STATUS = {"code": 0}
 
 
@@ -68,8 +97,6 @@ def pytest_unconfigure(config):
     interpreter teardown once many connections were used in one process; they would bury the
     summary line. Every test has finished and reported by now.
     """
-    import sys
+    from flows.runtime import hard_exit
 
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(_EXIT_STATUS["code"])
+    hard_exit(_EXIT_STATUS["code"])

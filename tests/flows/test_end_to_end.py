@@ -5,35 +5,9 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from conftest import demo_config_text
-
-FAST = {
-    "models": "  row_budget: 4000\n  n_estimators: 40\n  permutation_repeats: 2\n  test_snapshots: 2",
-    "thresholds": "  bootstrap: 40",
-    "snapshots": "  max_snapshots: 12",
-}
-
-
-@pytest.fixture(scope="module")
-def runs(small_demo, tmp_path_factory, prefect_harness):
-    """Two runs of the same data, config and seed into two folders."""
-    tmp = tmp_path_factory.mktemp("e2e")
-    cfg = tmp / "demo.yaml"
-    cfg.write_text(
-        demo_config_text(
-            small_demo["accounts"], small_demo["events"], f"sqlite:///{tmp / 'mlflow.db'}", **FAST
-        )
-    )
-    results = []
-    for name in ("first", "second"):
-        res = CliRunner().invoke(app, ["run", "--config", str(cfg), "--out", str(tmp / name)])
-        results.append(res)
-    return {"cfg": cfg, "tmp": tmp, "results": results}
-
 
 def test_run_publishes_every_output(runs):
     for res in runs["results"]:

@@ -1,0 +1,60 @@
+"""`milestones score`: scoring with the champion, the history table, and no champion."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+from typer.testing import CliRunner
+
+from conftest import FAST, demo_config_text
+from flows.cli import app
+
+
+def history(path):
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT * FROM milestone_scores").df()
+    finally:
+        con.close()
+
+
+def test_run_appends_history_without_duplicates(runs):
+    # both runs published the same as_of: the second replaced the first's rows
+    h = history(runs["tmp"] / "milestone_history.duckdb")
+    scores = pd.read_parquet(runs["tmp"] / "second" / "scores.parquet")
+    assert len(h) == len(scores)
+    assert h.groupby(["account_id", "as_of"]).size().max() == 1
+    assert h["run_id"].nunique() == 1
+    assert {"previous_stage", "movement"} <= set(scores.columns)
+
+
+def test_score_with_champion_replaces_same_as_of(runs, prefect_harness):
+    out = runs["tmp"] / "scored"
+    res = CliRunner().invoke(app, ["score", "--config", str(runs["cfg"]), "--out", str(out)])
+    assert res.exit_code == 0, res.output + str(res.exception)
+    scores = pd.read_parquet(out / "scores.parquet")
+    trained = pd.read_parquet(runs["tmp"] / "first" / "scores.parquet")
+    # the champion's thresholds give the same flags as the training run's own scoring
+    cols = ["account_id", "stage", "activated", "utilized", "mature", "setup_complete"]
+    pd.testing.assert_frame_equal(scores[cols], trained[cols])
+    assert scores["retention_probability"].between(0, 1).all()
+    assert (out / "thresholds.json").read_text() in {
+        (runs["tmp"] / "first" / "thresholds.json").read_text(),
+        (runs["tmp"] / "second" / "thresholds.json").read_text(),
+    }
+    # scoring into a folder beside the others shares their history file: still no duplicates
+    h = history(runs["tmp"] / "milestone_history.duckdb")
+    assert h.groupby(["account_id", "as_of"]).size().max() == 1
+    assert len(h) == len(scores)
+
+
+def test_score_without_champion_fails_clearly(small_demo, tmp_path, prefect_harness):
+    cfg = tmp_path / "demo.yaml"
+    cfg.write_text(
+        demo_config_text(small_demo["accounts"], small_demo["events"], f"sqlite:///{tmp_path / 'empty.db'}", **FAST)
+    )
+    res = CliRunner().invoke(app, ["score", "--config", str(cfg), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1
+    assert "no champion model 'milestones-retention@champion'" in res.output
+    assert "milestones run" in res.output
+    assert not (tmp_path / "out").exists()
