@@ -30,6 +30,9 @@ demo: $(DEMO)/events.parquet ## Generate the demo data into data/demo (once)
 run: install demo ## Run the whole pipeline on the demo data (configs/demo.yaml)
 	$(BIN)/milestones run --config configs/demo.yaml --out $(OUT)
 
+serve: install demo ## Serve the retrain (monthly) and score (daily) schedules of configs/demo.yaml
+	$(BIN)/milestones serve --config configs/demo.yaml --out $(OUT)
+
 test: install ## Run the tests (the default, fast tier)
 	$(BIN)/python -m pytest -q
 

@@ -131,6 +131,28 @@ def score(
 
 
 @app.command()
+def serve(
+    config: Path = ConfigOpt,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder of both deployments."),
+) -> None:
+    """Serve the retrain and score deployments on their crons (schedule.retrain, schedule.score).
+
+    Uses the Prefect server at PREFECT_API_URL, or starts one on 127.0.0.1 for as long as it
+    serves. Stop with Ctrl-C.
+    """
+    _start()
+
+    def body():
+        from flows.config import load_config
+        from flows.serve import serve as serve_deployments
+
+        load_config(config)
+        serve_deployments(config, out)
+
+    _guard(body)
+
+
+@app.command()
 def validate(
     config: Path = ConfigOpt,
     out: Optional[Path] = typer.Option(
