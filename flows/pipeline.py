@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -44,6 +45,8 @@ class Inputs:
 
 @dataclass
 class FeatureTables:
+    tenure_table: Any  # the engine's tables, for engine-side scoring
+    current_table: Any
     tenure: pd.DataFrame
     snapshots: pd.DataFrame
     current: pd.DataFrame
@@ -165,9 +168,10 @@ def build_feature_tables(
     report = validate_feature_tables(inputs.con, built)
     if not report.ok:
         raise RuntimeError("the built feature tables break their own checks:\n" + report.format())
+    current_table = _materialise(inputs.con, "ms_current", current_expr)
     tenure = built["tenure"].to_pandas()
     snapshots = built["snapshots"].to_pandas()
-    current = current_expr.to_pandas()
+    current = current_table.to_pandas()
     if stage:
         stage.note(
             "%d accounts, %d events (%d distinct), %d snapshot rows over %d month ends, "
@@ -176,6 +180,8 @@ def build_feature_tables(
         )
     start = tenure["signup_date"].min()
     return FeatureTables(
+        tenure_table=built["tenure"],
+        current_table=current_table,
         tenure=tenure,
         snapshots=snapshots,
         current=current,
@@ -283,18 +289,35 @@ def thresholds_task(cfg: Config, tables: FeatureTables) -> dict:
     )
 
 
-@task(name="score", cache_policy=NO_CACHE)
-def score_task(cfg: Config, tables: FeatureTables, thresholds: dict, models: Any, as_of) -> pd.DataFrame:
-    from models.scoring import score_accounts
+def compute_scores(
+    cfg: Config, tables: FeatureTables, thresholds: dict, predict: Any, as_of: dt.datetime
+) -> pd.DataFrame:
+    """Milestone flags in the engine, then the next step and the model's probability.
+
+    ``predict`` maps a frame of snapshot rows to retention probabilities; it is called in
+    batches of 50,000 rows.
+    """
+    from features.flags import milestone_flags
+    from models.scoring import finish_scores, flag_parameters
 
     m = cfg.milestones
+    flags = milestone_flags(
+        tables.tenure_table,
+        tables.current_table,
+        as_of=as_of,
+        activation_window_days=m.activation.window_days,
+        utilization_column="utilization_rate" if m.utilization.per_seat else "utilization_raw",
+        **flag_parameters(thresholds),
+    ).to_pandas()
     proba = None
-    if models is not None and len(tables.current):
-        p = models.predict_retention(tables.current)
-        proba = pd.Series(p, index=tables.current["account_id"].astype(str).to_numpy())
-    return score_accounts(
-        tables.tenure,
-        tables.current,
+    if predict is not None and len(tables.current):
+        parts = [
+            np.asarray(predict(tables.current.iloc[i : i + 50_000]), dtype=float)
+            for i in range(0, len(tables.current), 50_000)
+        ]
+        proba = pd.Series(np.concatenate(parts), index=tables.current["account_id"].astype(str).to_numpy())
+    return finish_scores(
+        flags,
         thresholds,
         as_of=as_of,
         activation_window_days=m.activation.window_days,
@@ -303,6 +326,12 @@ def score_task(cfg: Config, tables: FeatureTables, thresholds: dict, models: Any
         period_days=m.utilization.period_days,
         retention_probability=proba,
     )
+
+
+@task(name="score", cache_policy=NO_CACHE)
+def score_task(cfg: Config, tables: FeatureTables, thresholds: dict, models: Any, as_of) -> pd.DataFrame:
+    predict = models.predict_retention if models is not None else None
+    return compute_scores(cfg, tables, thresholds, predict, as_of)
 
 
 def write_outputs(

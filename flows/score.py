@@ -19,6 +19,7 @@ from flows.pipeline import (
     FeatureTables,
     InvalidInputError,
     build_feature_tables,
+    compute_scores,
     default_out,
     history_path,
     open_inputs,
@@ -43,32 +44,13 @@ def _features(cfg: Config, inputs) -> FeatureTables:
 
 @task(name="score", cache_policy=NO_CACHE)
 def _score(cfg: Config, tables: FeatureTables, thresholds: dict, model, as_of) -> pd.DataFrame:
-    from models.scoring import score_accounts
+    schema = model.metadata.get_input_schema()
+    columns = schema.input_names() if schema is not None else None
 
-    m = cfg.milestones
-    proba = None
-    if len(tables.current):
-        # the champion is an MLflow pyfunc model: it reads snapshot rows, in batches
-        schema = model.metadata.get_input_schema()
-        columns = schema.input_names() if schema is not None else list(tables.current.columns)
-        parts = []
-        for start in range(0, len(tables.current), 50_000):
-            batch = tables.current.iloc[start : start + 50_000][columns]
-            parts.append(pd.Series(model.predict(batch)).to_numpy())
-        import numpy as np
+    def predict(rows: pd.DataFrame):
+        return pd.Series(model.predict(rows[columns] if columns else rows)).to_numpy()
 
-        proba = pd.Series(np.concatenate(parts), index=tables.current["account_id"].astype(str).to_numpy())
-    return score_accounts(
-        tables.tenure,
-        tables.current,
-        thresholds,
-        as_of=as_of,
-        activation_window_days=m.activation.window_days,
-        activation_event=m.activation.event,
-        utilization_event=m.utilization.event,
-        period_days=m.utilization.period_days,
-        retention_probability=proba,
-    )
+    return compute_scores(cfg, tables, thresholds, predict, as_of)
 
 
 @flow(name="score", log_prints=False, validate_parameters=False)

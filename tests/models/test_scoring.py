@@ -1,4 +1,4 @@
-"""Scoring: flags, stage and next step agree with a by-hand computation."""
+"""Scoring: flags (computed in DuckDB), stage and next step agree with a by-hand computation."""
 
 import datetime as dt
 
@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.scoring import SCORE_COLUMNS, score_accounts
+from features.flags import milestone_flags
+from features.io import connect
+from models.scoring import SCORE_COLUMNS, finish_scores, flag_parameters
 
 THRESHOLDS = {
     "setup": {"steps": ["a", "b"], "threshold": 2},
@@ -27,7 +29,7 @@ def frames():
     tenure = pd.DataFrame(
         {
             "account_id": ["acc1", "acc2", "acc3", "acc4", "acc5"],
-            "signup_date": pd.to_datetime(["2026-06-20", "2026-06-01", "2025-01-01", "2025-01-01", "2025-01-01"]),
+            "signup_at": pd.to_datetime(["2026-06-20 09:00", "2026-06-01 23:00", "2025-01-01 00:00", "2025-01-01 00:00", "2025-01-01 00:00"]),
             "activation_count": [0, 4, 10, 30, 50],
             "setup__a": [False, True, True, True, True],
             "setup__b": [False, True, True, True, True],
@@ -43,6 +45,21 @@ def frames():
         }
     )
     return tenure, current
+
+
+def score_accounts(tenure, current, thresholds, *, as_of, activation_window_days, activation_event,
+                   utilization_event, retention_probability=None):
+    con = connect()
+    flags = milestone_flags(
+        con.create_table("tenure", tenure, temp=True, overwrite=True),
+        con.create_table("current", current, temp=True, overwrite=True),
+        as_of=as_of, activation_window_days=activation_window_days, **flag_parameters(thresholds),
+    ).to_pandas()
+    return finish_scores(
+        flags, thresholds, as_of=as_of, activation_window_days=activation_window_days,
+        activation_event=activation_event, utilization_event=utilization_event,
+        retention_probability=retention_probability,
+    )
 
 
 def score():
@@ -82,7 +99,7 @@ def test_next_step_texts():
 
 def test_closed_window_is_said():
     tenure, current = frames()
-    tenure.loc[1, "signup_date"] = pd.Timestamp("2026-01-01")
+    tenure.loc[1, "signup_at"] = pd.Timestamp("2026-01-01")
     s = score_accounts(tenure, current, THRESHOLDS, as_of=AS_OF, activation_window_days=60,
                        activation_event="e", utilization_event="e").set_index("account_id")
     assert s.loc["acc2", "next_step"].endswith("the first 60 days are over")
@@ -90,7 +107,15 @@ def test_closed_window_is_said():
 
 
 def test_missing_column_is_named():
-    tenure, current = frames()
-    with pytest.raises(ValueError, match="current is missing column 'utilization_rate'"):
-        score_accounts(tenure, current.drop(columns="utilization_rate"), THRESHOLDS, as_of=AS_OF,
-                       activation_window_days=60, activation_event="e", utilization_event="e")
+    flags = score().drop(columns="utilization_rate")
+    with pytest.raises(ValueError, match="flags is missing column 'utilization_rate'"):
+        finish_scores(flags, THRESHOLDS, as_of=AS_OF, activation_window_days=60,
+                      activation_event="e", utilization_event="e")
+
+
+def test_flag_parameters_read_the_thresholds():
+    p = flag_parameters(THRESHOLDS)
+    assert p == {
+        "setup_steps": ["a", "b"], "activation_threshold": 10.0, "utilization_threshold": 5.0,
+        "category_thresholds": {"x": 2.0, "y": 1.0, "z": 3.0}, "min_categories": 2,
+    }
