@@ -58,14 +58,22 @@ def _java_missing() -> str | None:
 
 @pytest.fixture(scope="module")
 def spark():
+    """One local session for the module (stopped at the end unless it was there before)."""
     reason = _java_missing()
     if reason:
         pytest.skip(reason)
+    from pyspark.sql import SparkSession
+
+    existing = SparkSession.getActiveSession()
     session = io.local_spark_session()
     # Tiny data: one shuffle partition saves most of the per-stage scheduling overhead.
+    partitions = session.conf.get("spark.sql.shuffle.partitions")
     session.conf.set("spark.sql.shuffle.partitions", "1")
     yield session
-    session.stop()
+    if existing is None:
+        session.stop()
+    else:
+        session.conf.set("spark.sql.shuffle.partitions", partitions)
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +108,14 @@ def inputs(tmp_path_factory) -> tuple[io.Source, io.Source]:
             rows.append((f"acc{i:02d}", rng.choice(EVENTS), s + pd.Timedelta(seconds=int(off))))
         # Day edges: midnight of the day after signup + window, one second before it.
         edge = s.normalize() + pd.Timedelta(days=30)
-        rows += [(f"acc{i:02d}", "send", edge), (f"acc{i:02d}", "send", edge - pd.Timedelta(seconds=1))]
+        rows += [
+            (f"acc{i:02d}", "send", edge),
+            (f"acc{i:02d}", "send", edge - pd.Timedelta(seconds=1)),
+        ]
     events = pd.DataFrame(rows, columns=["account_id", "event", "occurred_at"])
-    events["quantity"] = np.where(rng.random(len(events)) < 0.1, np.nan, rng.integers(1, 4, len(events)))
+    events["quantity"] = np.where(
+        rng.random(len(events)) < 0.1, np.nan, rng.integers(1, 4, len(events))
+    )
     events["user_id"] = "u"
     acc_path, ev_path = folder / "accounts.parquet", folder / "events.parquet"
     pq.write_table(
@@ -144,14 +157,15 @@ def build(con, accounts: io.Source, events: io.Source) -> dict[str, pd.DataFrame
     names = tables.event_names(daily)
     assert names == EVENTS
     first = pd.Timestamp(acc.signup_at.min().execute()).date()
+    # Six month ends, and as_of's own day (the scoring snapshot: its window reaches as_of).
+    # Spark pays seconds per query, so one snapshot table covers both.
     dates = tables.snapshot_dates(first, AS_OF, activation_window_days=30, max_snapshots=6)
-    common = dict(as_of=AS_OF, events=names, **SNAPSHOT)
+    dates = [*dates, AS_OF.date()]
     return {
         "daily": daily.to_pandas(),
         "tenure": tables.tenure_table(acc, daily, as_of=AS_OF, events=names, **TENURE).to_pandas(),
-        "snapshots": tables.snapshot_table(acc, daily, dates=dates, **common).to_pandas(),
-        "current": tables.snapshot_table(
-            acc, daily, dates=[AS_OF.date()], require_window_closed=False, **common
+        "snapshots": tables.snapshot_table(
+            acc, daily, dates=dates, as_of=AS_OF, events=names, **SNAPSHOT
         ).to_pandas(),
     }
 
@@ -163,7 +177,9 @@ def normalised(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         s = frame[col]
         if s.isna().all():
             out[col] = pd.Series(np.nan, index=s.index)
-        elif pd.api.types.is_datetime64_any_dtype(s) or s.map(lambda v: isinstance(v, dt.date)).any():
+        elif (
+            pd.api.types.is_datetime64_any_dtype(s) or s.map(lambda v: isinstance(v, dt.date)).any()
+        ):
             out[col] = pd.to_datetime(s).astype("datetime64[us]")
         elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
             out[col] = pd.to_numeric(s.astype("float64"), errors="raise")
@@ -176,7 +192,6 @@ KEYS = {
     "daily": ["account_id", "event", "day"],
     "tenure": ["account_id"],
     "snapshots": ["account_id", "snapshot_date"],
-    "current": ["account_id", "snapshot_date"],
 }
 
 
@@ -196,7 +211,10 @@ def test_spark_matches_duckdb(name, duckdb_tables, spark_tables):
     assert list(got.columns) == list(want.columns)
     assert len(want) > 0
     pd.testing.assert_frame_equal(
-        normalised(got, KEYS[name]), normalised(want, KEYS[name]), check_exact=False, rtol=1e-9,
+        normalised(got, KEYS[name]),
+        normalised(want, KEYS[name]),
+        check_exact=False,
+        rtol=1e-9,
         obj=name,
     )
 
@@ -206,4 +224,4 @@ def test_example_is_not_trivial(duckdb_tables):
     assert t["labelled"].any() and not t["labelled"].all()
     assert set(t["retained"].dropna()) == {0, 1}
     assert s["censored"].any() and not s["censored"].all()
-    assert s["snapshot_date"].nunique() == 6
+    assert s["snapshot_date"].nunique() == 7

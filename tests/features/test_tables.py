@@ -35,8 +35,16 @@ EVENTS = ["connect", "invite", "send", "view"]
 # spells the two timestamps (offsets, "Z", naive values: all the same instants).
 ACCOUNTS = [
     ("A", "2025-01-01 08:00:00", None, 2, "pro", "eu", "2025-01-01T10:00:00+02:00", ""),
-    ("B", "2025-01-10 00:00:00", "2025-01-25 00:00:00", 1, "starter", "us",
-     "2025-01-10 00:00:00", "2025-01-24T19:00:00-05:00"),
+    (
+        "B",
+        "2025-01-10 00:00:00",
+        "2025-01-25 00:00:00",
+        1,
+        "starter",
+        "us",
+        "2025-01-10 00:00:00",
+        "2025-01-24T19:00:00-05:00",
+    ),
     ("C", "2025-03-25 23:30:00", None, 4, "pro", "eu", "2025-03-26T01:30:00+02:00", ""),
     ("D", "2025-03-31 18:00:00", None, 1, "starter", "us", "2025-03-31T18:00:00Z", ""),
 ]
@@ -126,7 +134,9 @@ def write_inputs(folder: Path, accounts=ACCOUNTS, events=EVENT_ROWS, *, fmt: str
         )
         pq.write_table(acc, folder / "accounts.parquet")
         pq.write_table(ev, folder / "events.parquet")
-        return io.Source(str(folder / "accounts.parquet")), io.Source(str(folder / "events.parquet"))
+        return io.Source(str(folder / "accounts.parquet")), io.Source(
+            str(folder / "events.parquet")
+        )
     lines = ["account_id,signup_at,churned_at,seats,plan,region"]
     lines += [f"{a[0]},{a[6]},{a[7]},{a[3]},{a[4]},{a[5]}" for a in accounts]
     (folder / "accounts.csv").write_text("\n".join(lines) + "\n")
@@ -136,8 +146,9 @@ def write_inputs(folder: Path, accounts=ACCOUNTS, events=EVENT_ROWS, *, fmt: str
     return io.Source(str(folder / "accounts.csv")), io.Source(str(folder / "events.csv"))
 
 
-def build(folder: Path, accounts=ACCOUNTS, events=EVENT_ROWS, *, fmt="parquet", as_of=AS_OF,
-          dates=DATES) -> dict[str, pd.DataFrame]:
+def build(
+    folder: Path, accounts=ACCOUNTS, events=EVENT_ROWS, *, fmt="parquet", as_of=AS_OF, dates=DATES
+) -> dict[str, pd.DataFrame]:
     """Daily aggregate, tenure table, snapshot table and the scoring snapshot at as_of."""
     con = io.connect()
     acc_raw, ev_raw = io.read_inputs(con, *write_inputs(folder, accounts, events, fmt=fmt))
@@ -146,13 +157,17 @@ def build(folder: Path, accounts=ACCOUNTS, events=EVENT_ROWS, *, fmt="parquet", 
     names = tables.event_names(daily)
     out = {"daily": daily.to_pandas().sort_values(["account_id", "event", "day"])}
     out["names"] = names
-    out["tenure"] = tables.tenure_table(acc, daily, as_of=as_of, events=EVENTS, **TENURE).to_pandas()
+    out["tenure"] = tables.tenure_table(
+        acc, daily, as_of=as_of, events=EVENTS, **TENURE
+    ).to_pandas()
     common = dict(as_of=as_of, events=EVENTS, **SNAPSHOT)
     out["snapshots"] = tables.snapshot_table(acc, daily, dates=dates, **common).to_pandas()
     out["current"] = tables.snapshot_table(
         acc, daily, dates=[as_of.date()], require_window_closed=False, **common
     ).to_pandas()
-    return {k: (v.reset_index(drop=True) if isinstance(v, pd.DataFrame) else v) for k, v in out.items()}
+    return {
+        k: (v.reset_index(drop=True) if isinstance(v, pd.DataFrame) else v) for k, v in out.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +189,9 @@ def expect(r: pd.Series, values: dict) -> None:
         if want is None:
             assert pd.isna(got), f"{col}: expected null, got {got!r}"
         else:
-            assert not pd.isna(got) and got == want, f"{r['account_id']} {col}: expected {want!r}, got {got!r}"
+            assert not pd.isna(got) and got == want, (
+                f"{r['account_id']} {col}: expected {want!r}, got {got!r}"
+            )
 
 
 def features_of(frame: pd.DataFrame, tenure: bool) -> list[str]:
@@ -189,8 +206,10 @@ def features_of(frame: pd.DataFrame, tenure: bool) -> list[str]:
 
 def test_daily_aggregate_exact_counts(built):
     got = built["daily"]
-    got = [(r.account_id, r.event, pd.Timestamp(r.day).date().isoformat(), r.n, r.qty)
-           for r in got.itertuples()]
+    got = [
+        (r.account_id, r.event, pd.Timestamp(r.day).date().isoformat(), r.n, r.qty)
+        for r in got.itertuples()
+    ]
     assert got == [
         ("A", "connect", "2025-01-01", 1, 1.0),
         ("A", "invite", "2025-01-04", 1, 1.0),
@@ -241,49 +260,112 @@ def test_tenure_exact_values(built):
     # Window end 2025-01-11, label date 2025-01-31 (<= as_of): labelled, never churned: 1.
     # Inactivity: periods [d10, d20) and [d20, d30) after the window hold sends at d10 and
     # d24, so A did not go inactive; 2025-01-11 + 20 days <= as_of, so it is labelled.
-    expect(row(t, "A"), {
-        setup_col("connect"): True, setup_col("invite"): False, "setup_window_closed": True,
-        "activation_count": 4,
-        "gw__connect": 1, "gw__invite": 1, "gw__send": 2, "gw__view": 1,
-        "aw__connect": 1, "aw__invite": 1, "aw__send": 4, "aw__view": 1,
-        "ttf__connect": 0.0, "ttf__invite": 3.0, "ttf__send": 0.0, "ttf__view": 2.0,
-        "window_end": pd.Timestamp("2025-01-11"), "window_closed": True,
-        "label_date": pd.Timestamp("2025-01-31"), "labelled": True, "retained": 1,
-        "inactivity_labelled": True, "went_inactive": 0,
-        "seats": 2, "plan": "pro", "region": "eu",
-    })
+    expect(
+        row(t, "A"),
+        {
+            setup_col("connect"): True,
+            setup_col("invite"): False,
+            "setup_window_closed": True,
+            "activation_count": 4,
+            "gw__connect": 1,
+            "gw__invite": 1,
+            "gw__send": 2,
+            "gw__view": 1,
+            "aw__connect": 1,
+            "aw__invite": 1,
+            "aw__send": 4,
+            "aw__view": 1,
+            "ttf__connect": 0.0,
+            "ttf__invite": 3.0,
+            "ttf__send": 0.0,
+            "ttf__view": 2.0,
+            "window_end": pd.Timestamp("2025-01-11"),
+            "window_closed": True,
+            "label_date": pd.Timestamp("2025-01-31"),
+            "labelled": True,
+            "retained": 1,
+            "inactivity_labelled": True,
+            "went_inactive": 0,
+            "seats": 2,
+            "plan": "pro",
+            "region": "eu",
+        },
+    )
     # B (signup 2025-01-10, churned 2025-01-25): two sends on d0 and one on d6 (3 in the
     # window, 2 in the golden week), invite d1, view d1 (01:00+02:00 on the 12th is the 11th
     # in UTC). A customer at its window end (01-20), gone by its label date (02-09): 0.
     # No send in the 20 days after the window: went inactive.
-    expect(row(t, "B"), {
-        setup_col("connect"): False, setup_col("invite"): True, "setup_window_closed": True,
-        "activation_count": 3,
-        "gw__connect": 0, "gw__invite": 1, "gw__send": 2, "gw__view": 1,
-        "aw__connect": 0, "aw__invite": 1, "aw__send": 3, "aw__view": 1,
-        "ttf__connect": None, "ttf__invite": 1.0, "ttf__send": 0.0, "ttf__view": 1.0,
-        "window_end": pd.Timestamp("2025-01-20"), "window_closed": True,
-        "label_date": pd.Timestamp("2025-02-09"), "labelled": True, "retained": 0,
-        "inactivity_labelled": True, "went_inactive": 1,
-    })
+    expect(
+        row(t, "B"),
+        {
+            setup_col("connect"): False,
+            setup_col("invite"): True,
+            "setup_window_closed": True,
+            "activation_count": 3,
+            "gw__connect": 0,
+            "gw__invite": 1,
+            "gw__send": 2,
+            "gw__view": 1,
+            "aw__connect": 0,
+            "aw__invite": 1,
+            "aw__send": 3,
+            "aw__view": 1,
+            "ttf__connect": None,
+            "ttf__invite": 1.0,
+            "ttf__send": 0.0,
+            "ttf__view": 1.0,
+            "window_end": pd.Timestamp("2025-01-20"),
+            "window_closed": True,
+            "label_date": pd.Timestamp("2025-02-09"),
+            "labelled": True,
+            "retained": 0,
+            "inactivity_labelled": True,
+            "went_inactive": 1,
+        },
+    )
     # C (signup 2025-03-25 23:30): connect d1 (00:10 UTC, still the 25th at -04:00), send d6
     # before as_of; the send at 12:00:01 is after as_of and ignored. Setup window closed
     # (03-28 <= as_of), activation window (ends 04-04) not: unlabelled, labels null.
-    expect(row(t, "C"), {
-        setup_col("connect"): True, setup_col("invite"): False, "setup_window_closed": True,
-        "activation_count": 1,
-        "gw__connect": 1, "gw__invite": 0, "gw__send": 0, "gw__view": 0,
-        "aw__connect": 1, "aw__invite": 0, "aw__send": 1, "aw__view": 0,
-        "ttf__connect": 1.0, "ttf__invite": None, "ttf__send": 6.0, "ttf__view": None,
-        "window_end": pd.Timestamp("2025-04-04"), "window_closed": False,
-        "label_date": pd.Timestamp("2025-04-24"), "labelled": False, "retained": None,
-        "inactivity_labelled": False, "went_inactive": None,
-    })
+    expect(
+        row(t, "C"),
+        {
+            setup_col("connect"): True,
+            setup_col("invite"): False,
+            "setup_window_closed": True,
+            "activation_count": 1,
+            "gw__connect": 1,
+            "gw__invite": 0,
+            "gw__send": 0,
+            "gw__view": 0,
+            "aw__connect": 1,
+            "aw__invite": 0,
+            "aw__send": 1,
+            "aw__view": 0,
+            "ttf__connect": 1.0,
+            "ttf__invite": None,
+            "ttf__send": 6.0,
+            "ttf__view": None,
+            "window_end": pd.Timestamp("2025-04-04"),
+            "window_closed": False,
+            "label_date": pd.Timestamp("2025-04-24"),
+            "labelled": False,
+            "retained": None,
+            "inactivity_labelled": False,
+            "went_inactive": None,
+        },
+    )
 
 
 def test_tenure_columns_and_types(built):
     t = built["tenure"]
-    assert t.columns[:6].tolist() == ["account_id", "signup_at", "churned_at", "plan", "seats", "region"]
+    assert t.columns[:6].tolist() == [
+        "account_id",
+        "signup_at",
+        "churned_at",
+        "plan",
+        "seats",
+        "region",
+    ]
     assert t["activation_count"].dtype == "int64"
     assert t[setup_col("connect")].dtype == bool
     assert t["ttf__send"].dtype == "float64"
@@ -338,46 +420,92 @@ def test_snapshot_exact_values(built):
     # outside); utilization [12-27, 01-15]: sends 01-01, 01-05, 01-06, 01-10, 01-11 = 5,
     # 5 / 2 periods = 2.5 raw, / 2 seats = 1.25; maturity [01-01, 01-15]: connect, send (core
     # 2), invite, view (collab 2). Label 02-14, A never churns: retained.
-    expect(row(s, "A", dt.date(2025, 1, 15)), {
-        "tenure_days": 14, "seats": 2, "plan": "pro", "region": "eu",
-        feature_col("send", "used"): 1, feature_col("send", "count"): 3,
-        feature_col("send", "days"): 3, feature_col("send", "per_seat"): 1.5,
-        feature_col("view", "used"): 0, feature_col("view", "count"): 0,
-        feature_col("connect", "count"): 0, feature_col("invite", "days"): 0,
-        "utilization_rate": 1.25, "utilization_raw": 2.5,
-        maturity_col("core"): 2, maturity_col("collab"): 2,
-        "label_date": pd.Timestamp("2025-02-14"), "censored": False, "retained": 1,
-    })
+    expect(
+        row(s, "A", dt.date(2025, 1, 15)),
+        {
+            "tenure_days": 14,
+            "seats": 2,
+            "plan": "pro",
+            "region": "eu",
+            feature_col("send", "used"): 1,
+            feature_col("send", "count"): 3,
+            feature_col("send", "days"): 3,
+            feature_col("send", "per_seat"): 1.5,
+            feature_col("view", "used"): 0,
+            feature_col("view", "count"): 0,
+            feature_col("connect", "count"): 0,
+            feature_col("invite", "days"): 0,
+            "utilization_rate": 1.25,
+            "utilization_raw": 2.5,
+            maturity_col("core"): 2,
+            maturity_col("collab"): 2,
+            "label_date": pd.Timestamp("2025-02-14"),
+            "censored": False,
+            "retained": 1,
+        },
+    )
     # S = 01-31: trailing [01-22, 01-31]: the send of 01-25; utilization [01-12, 01-31]: 1.
-    expect(row(s, "A", dt.date(2025, 1, 31)), {
-        "tenure_days": 30,
-        feature_col("send", "used"): 1, feature_col("send", "count"): 1,
-        feature_col("send", "days"): 1, feature_col("send", "per_seat"): 0.5,
-        feature_col("view", "count"): 0,
-        "utilization_rate": 0.25, "utilization_raw": 0.5,
-        maturity_col("core"): 1, maturity_col("collab"): 0,
-        "label_date": pd.Timestamp("2025-03-02"), "censored": False, "retained": 1,
-    })
+    expect(
+        row(s, "A", dt.date(2025, 1, 31)),
+        {
+            "tenure_days": 30,
+            feature_col("send", "used"): 1,
+            feature_col("send", "count"): 1,
+            feature_col("send", "days"): 1,
+            feature_col("send", "per_seat"): 0.5,
+            feature_col("view", "count"): 0,
+            "utilization_rate": 0.25,
+            "utilization_raw": 0.5,
+            maturity_col("core"): 1,
+            maturity_col("collab"): 0,
+            "label_date": pd.Timestamp("2025-03-02"),
+            "censored": False,
+            "retained": 1,
+        },
+    )
     # S = 02-28: trailing [02-19, 02-28]: send 02-20, view 02-25. Label 03-30, before as_of.
-    expect(row(s, "A", dt.date(2025, 2, 28)), {
-        "tenure_days": 58,
-        feature_col("send", "count"): 1, feature_col("view", "count"): 1,
-        feature_col("view", "used"): 1, feature_col("view", "per_seat"): 0.5,
-        "utilization_rate": 0.25, "utilization_raw": 0.5,
-        maturity_col("core"): 1, maturity_col("collab"): 1,
-        "label_date": pd.Timestamp("2025-03-30"), "censored": False, "retained": 1,
-    })
+    expect(
+        row(s, "A", dt.date(2025, 2, 28)),
+        {
+            "tenure_days": 58,
+            feature_col("send", "count"): 1,
+            feature_col("view", "count"): 1,
+            feature_col("view", "used"): 1,
+            feature_col("view", "per_seat"): 0.5,
+            "utilization_rate": 0.25,
+            "utilization_raw": 0.5,
+            maturity_col("core"): 1,
+            maturity_col("collab"): 1,
+            "label_date": pd.Timestamp("2025-03-30"),
+            "censored": False,
+            "retained": 1,
+        },
+    )
     # S = 03-15: label date 04-14 is after as_of: censored, label null.
-    expect(row(s, "A", dt.date(2025, 3, 15)), {
-        "tenure_days": 73, feature_col("send", "count"): 1,
-        maturity_col("core"): 1, maturity_col("collab"): 0,
-        "label_date": pd.Timestamp("2025-04-14"), "censored": True, "retained": None,
-    })
+    expect(
+        row(s, "A", dt.date(2025, 3, 15)),
+        {
+            "tenure_days": 73,
+            feature_col("send", "count"): 1,
+            maturity_col("core"): 1,
+            maturity_col("collab"): 0,
+            "label_date": pd.Timestamp("2025-04-14"),
+            "censored": True,
+            "retained": None,
+        },
+    )
 
 
 def test_snapshot_columns_and_types(built):
     s = built["snapshots"]
-    assert s.columns[:6].tolist() == ["account_id", "snapshot_date", "plan", "seats", "tenure_days", "region"]
+    assert s.columns[:6].tolist() == [
+        "account_id",
+        "snapshot_date",
+        "plan",
+        "seats",
+        "tenure_days",
+        "region",
+    ]
     kinds = [feature_col("send", k) for k in ("used", "count", "days", "per_seat")]
     assert [str(s[c].dtype) for c in kinds] == ["int8", "int64", "int64", "float64"]
     assert s[maturity_col("core")].dtype == "int64"
@@ -387,16 +515,32 @@ def test_scoring_snapshot_at_as_of(built):
     c = built["current"]
     # Every customer at as_of, window closed or not; B churned; D signs up after as_of.
     assert c["account_id"].tolist() == ["A", "C"]
-    expect(row(c, "A"), {"tenure_days": 89, feature_col("send", "count"): 0,
-                         "utilization_rate": 0.0, maturity_col("core"): 0, "censored": True})
+    expect(
+        row(c, "A"),
+        {
+            "tenure_days": 89,
+            feature_col("send", "count"): 0,
+            "utilization_rate": 0.0,
+            maturity_col("core"): 0,
+            "censored": True,
+        },
+    )
     # C (4 seats): connect 03-26 and the send of 03-31 11:00; the 12:00:01 send is after as_of.
-    expect(row(c, "C"), {
-        "tenure_days": 6, feature_col("connect", "count"): 1,
-        feature_col("send", "count"): 1, feature_col("send", "per_seat"): 0.25,
-        "utilization_raw": 0.5, "utilization_rate": 0.125,
-        maturity_col("core"): 2, maturity_col("collab"): 0,
-        "censored": True, "retained": None,
-    })
+    expect(
+        row(c, "C"),
+        {
+            "tenure_days": 6,
+            feature_col("connect", "count"): 1,
+            feature_col("send", "count"): 1,
+            feature_col("send", "per_seat"): 0.25,
+            "utilization_raw": 0.5,
+            "utilization_rate": 0.125,
+            maturity_col("core"): 2,
+            maturity_col("collab"): 0,
+            "censored": True,
+            "retained": None,
+        },
+    )
 
 
 def test_snapshot_event_one_second_after_anchor_changes_no_feature(tmp_path, built):
@@ -431,8 +575,18 @@ def test_snapshot_label_on_as_of_day_is_censored(tmp_path):
 
 def test_snapshot_churn_labels(tmp_path):
     # E churns on 02-10 (after its 01-31 anchor, before the label date 03-02): retained 0.
-    accounts = ACCOUNTS + [("E", "2025-01-05 00:00:00", "2025-02-10 06:00:00", 1, "pro", "eu",
-                            "2025-01-05 00:00:00", "2025-02-10 06:00:00")]
+    accounts = ACCOUNTS + [
+        (
+            "E",
+            "2025-01-05 00:00:00",
+            "2025-02-10 06:00:00",
+            1,
+            "pro",
+            "eu",
+            "2025-01-05 00:00:00",
+            "2025-02-10 06:00:00",
+        )
+    ]
     s = build(tmp_path, accounts=accounts, dates=[dt.date(2025, 1, 31)])["snapshots"]
     assert s["account_id"].tolist() == ["A", "E"]
     assert s["retained"].tolist() == [1, 0]
@@ -443,8 +597,9 @@ def test_snapshot_table_needs_dates(tmp_path):
     acc_raw, ev_raw = io.read_inputs(con, *write_inputs(tmp_path, fmt="parquet"))
     daily = tables.daily_aggregate(io.typed_events(ev_raw), as_of=AS_OF)
     with pytest.raises(ValueError, match="no snapshot dates"):
-        tables.snapshot_table(io.typed_accounts(acc_raw), daily, dates=[], as_of=AS_OF,
-                              events=EVENTS, **SNAPSHOT)
+        tables.snapshot_table(
+            io.typed_accounts(acc_raw), daily, dates=[], as_of=AS_OF, events=EVENTS, **SNAPSHOT
+        )
 
 
 # ----------------------------------------------------------------------------- CSV and Parquet
@@ -461,7 +616,10 @@ def test_csv_and_parquet_give_identical_tables(tmp_path, built):
 
 def test_month_ends():
     assert tables.month_ends(dt.date(2023, 12, 15), dt.date(2024, 3, 31)) == [
-        dt.date(2023, 12, 31), dt.date(2024, 1, 31), dt.date(2024, 2, 29), dt.date(2024, 3, 31)
+        dt.date(2023, 12, 31),
+        dt.date(2024, 1, 31),
+        dt.date(2024, 2, 29),
+        dt.date(2024, 3, 31),
     ]
     assert tables.month_ends(dt.date(2024, 1, 31), dt.date(2024, 1, 31)) == [dt.date(2024, 1, 31)]
     assert tables.month_ends(dt.date(2024, 2, 1), dt.date(2024, 2, 28)) == []
@@ -472,31 +630,45 @@ def test_snapshot_dates_end_at_a_complete_day():
     first = dt.date(2024, 1, 1)
     kw = dict(activation_window_days=30, max_snapshots=24)
     # as_of at the very end of a month end keeps it; earlier in the day it does not.
-    assert tables.snapshot_dates(first, dt.datetime(2024, 4, 30, 23, 59, 59), **kw)[-1] == dt.date(2024, 4, 30)
-    assert tables.snapshot_dates(first, dt.datetime(2024, 4, 30, 12, 0), **kw)[-1] == dt.date(2024, 3, 31)
-    assert tables.snapshot_dates(first, dt.datetime(2024, 5, 1, 0, 0), **kw)[-1] == dt.date(2024, 4, 30)
+    assert tables.snapshot_dates(first, dt.datetime(2024, 4, 30, 23, 59, 59), **kw)[-1] == dt.date(
+        2024, 4, 30
+    )
+    assert tables.snapshot_dates(first, dt.datetime(2024, 4, 30, 12, 0), **kw)[-1] == dt.date(
+        2024, 3, 31
+    )
+    assert tables.snapshot_dates(first, dt.datetime(2024, 5, 1, 0, 0), **kw)[-1] == dt.date(
+        2024, 4, 30
+    )
 
 
 def test_snapshot_dates_start_when_a_window_closed():
     as_of = dt.datetime(2024, 6, 30, 23, 59, 59)
     # 01-01 + 30 days = 01-31: the first month end at which an activation window has closed.
-    assert tables.snapshot_dates(dt.date(2024, 1, 1), as_of, activation_window_days=30,
-                                 max_snapshots=24)[0] == dt.date(2024, 1, 31)
-    assert tables.snapshot_dates(dt.date(2024, 1, 1), as_of, activation_window_days=31,
-                                 max_snapshots=24)[0] == dt.date(2024, 2, 29)
+    assert tables.snapshot_dates(
+        dt.date(2024, 1, 1), as_of, activation_window_days=30, max_snapshots=24
+    )[0] == dt.date(2024, 1, 31)
+    assert tables.snapshot_dates(
+        dt.date(2024, 1, 1), as_of, activation_window_days=31, max_snapshots=24
+    )[0] == dt.date(2024, 2, 29)
     # A datetime (or pandas Timestamp) first signup is taken by its date.
-    assert tables.snapshot_dates(pd.Timestamp("2024-01-01 18:00"), as_of,
-                                 activation_window_days=30, max_snapshots=24)[0] == dt.date(2024, 1, 31)
+    assert tables.snapshot_dates(
+        pd.Timestamp("2024-01-01 18:00"), as_of, activation_window_days=30, max_snapshots=24
+    )[0] == dt.date(2024, 1, 31)
 
 
 def test_snapshot_dates_keep_the_newest():
     as_of = dt.datetime(2024, 6, 30, 23, 59, 59)
     kw = dict(activation_window_days=0)
     assert tables.snapshot_dates(dt.date(2024, 1, 1), as_of, max_snapshots=2, **kw) == [
-        dt.date(2024, 5, 31), dt.date(2024, 6, 30)
+        dt.date(2024, 5, 31),
+        dt.date(2024, 6, 30),
     ]
     assert len(tables.snapshot_dates(dt.date(2024, 1, 1), as_of, max_snapshots=100, **kw)) == 6
     assert tables.snapshot_dates(dt.date(2024, 1, 1), as_of, max_snapshots=0, **kw) == []
     # History shorter than the activation window: no snapshot.
-    assert tables.snapshot_dates(dt.date(2024, 6, 1), as_of, activation_window_days=60,
-                                 max_snapshots=24) == []
+    assert (
+        tables.snapshot_dates(
+            dt.date(2024, 6, 1), as_of, activation_window_days=60, max_snapshots=24
+        )
+        == []
+    )
