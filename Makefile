@@ -14,6 +14,10 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## Create .venv inside the repository and install the project (pinned versions)
+	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium (the report's browser test) ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "note: chromium is missing, so the report's browser test is skipped (apt-get install chromium)"; fi; }
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

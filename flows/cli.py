@@ -215,6 +215,28 @@ def features(
 
 
 @app.command()
+def report(
+    run_id: str = typer.Option(..., "--run", help="The MLflow run whose report to rebuild."),
+    config: Path = ConfigOpt,
+    out: Path = typer.Option(
+        Path("report.html"), "--out", "-o", help="The report file, or a folder that receives report.html."
+    ),
+) -> None:
+    """Rebuild report.html from a past MLflow run's artifacts (the config names the tracking store)."""
+    _start()
+
+    def body():
+        from flows.config import load_config
+        from flows.review import rebuild_report
+
+        cfg = load_config(config)
+        path = rebuild_report(cfg, run_id, out.resolve())
+        typer.echo(f"report: {path}")
+
+    _guard(body)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("data/demo"), "--out", "-o", help="Folder for the generated data."),
     accounts: int = typer.Option(5000, "--accounts", "-n", min=50, help="Number of accounts."),

@@ -166,6 +166,14 @@ class TrackingConfig(_Model):
     promotion_margin: float = Field(default=0.01, ge=0)
 
 
+class ReviewConfig(_Model):
+    min_lift: float = Field(
+        default=1.05,
+        gt=0,
+        description="Warn when a milestone's lift on the newest out-of-time cohort is below this.",
+    )
+
+
 class ScheduleConfig(_Model):
     retrain: str = "0 3 1 * *"
     score: str = "0 6 * * *"
@@ -184,6 +192,7 @@ class Config(_Model):
     importance: ImportanceConfig = Field(default_factory=ImportanceConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
     engine: Literal["duckdb", "spark"] = "duckdb"
     seed: int = 42
     out: str | None = Field(default=None, description="Default output folder.")

@@ -149,6 +149,7 @@ _SEATS_TILT = 0.45
 _ADOPT_BETA = (1.0, 1.0)  # per-category adoption propensity ~ Beta(a, b)
 _ADOPT_MEAN: dict[str, float] | None = None  # experiment: per-category mean of the propensity
 _ADOPT_KAPPA = 4.0
+_NICHE_ENTERPRISE = 0.42  # experiment
 _LATE_HAZARD = 1.0  # experiment: base hazard multiplier once the activation window closed
 _BLOCK = 20_000  # accounts per simulation block (part of the determinism contract)
 _DAY = 86_400
@@ -653,7 +654,7 @@ def _simulate_block(
     # ---- decorative propensities (no effect; only drawn when emitting) ------------------
     if emit:
         noise_adopt = deco.random((n, len(NOISE))) < np.array([0.30, 0.50, 0.40])
-        niche_adopt = np.where(plan == 2, deco.random(n) < 0.42, deco.random(n) < 0.003)
+        niche_adopt = np.where(plan == 2, deco.random(n) < _NICHE_ENTERPRISE, deco.random(n) < 0.003)
         ids = [f"acc_{i:0{width}d}" for i in range(first + 1, first + n + 1)]
         acc_dict = pa.array(ids, pa.string())
         user_off = np.concatenate([[0], np.cumsum(seats)[:-1]])

@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.config import Config, load_config
 from flows.publish import discard, publish, recover, staging_dir, write_text_atomic
+from flows.review import review_task
 from flows.runtime import Stage
 
 log = logging.getLogger("milestones")
@@ -469,6 +470,7 @@ def pipeline(
                 summary=summary,
                 calibration=trained["calibration"],
             )
+            review_task(cfg, staging, tables, inputs.as_of)  # before log_run moves the champion
             run_id = publish_task(cfg, staging, out_dir, trained, summary, scores)
             st.note("MLflow run %s", run_id)
     except BaseException:

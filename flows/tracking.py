@@ -137,6 +137,10 @@ def _log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
                 "validation": "passed",
             }
         )
+        if (staging / "review.json").is_file():
+            from flows.review import review_tags
+
+            mlflow.set_tags(review_tags(json.loads((staging / "review.json").read_text())))
         from models.training import flatten_metrics
 
         flat = flatten_metrics(metrics)

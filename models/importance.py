@@ -25,7 +25,7 @@ import pandas as pd
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from features.columns import LABEL, SNAPSHOT_KEY, feature_col
+from features.columns import ACCOUNT_KEY, LABEL, SNAPSHOT_KEY, feature_col
 from models.training import RetentionModels, labelled_rows, stratified_sample
 
 VERDICTS = ("milestone_candidate", "niche", "table_stakes", "confounded", "no_signal")
@@ -47,6 +47,9 @@ IMPORTANCE_COLUMNS = [
     "retention_lift_high",
     "stratified_lift_low",
     "stratified_lift_high",
+    "intensity_lift",
+    "intensity_lift_low",
+    "intensity_lift_high",
     "reason",
 ]
 
@@ -339,17 +342,85 @@ def mantel_haenszel_risk_ratio(
     return float(rr), float(rr * math.exp(-half)), float(rr * math.exp(half))
 
 
+def _pooled_risk_ratio(
+    y: np.ndarray,
+    exposed: np.ndarray,
+    strata: np.ndarray,
+    clusters: np.ndarray,
+    z: float,
+) -> tuple[float, float, float]:
+    """Mantel-Haenszel risk ratio over strata with a cluster-robust interval.
+
+    The estimate is the usual ``sum(a_k n0_k / N_k) / sum(c_k n1_k / N_k)``. Rows of one
+    cluster (an account seen at several snapshot dates) are not independent, so the
+    variance of ``log RR`` is the sandwich (delta-method) estimate over clusters: each row
+    contributes ``w (y - p)`` to the numerator or the denominator sum, ``p`` being its
+    cell's (stratum, exposure) outcome rate, and the squared cluster totals are summed,
+    times ``G / (G - 1)``. With one row per cluster this is the unconditional binomial
+    variance of the Mantel-Haenszel estimator.
+    """
+    k = strata
+    n_k = int(k.max()) + 1 if k.size else 0
+    e = exposed.astype("float64")
+    n1 = np.bincount(k, weights=e, minlength=n_k)
+    n0 = np.bincount(k, weights=1.0 - e, minlength=n_k)
+    big_n = n1 + n0
+    a = np.bincount(k, weights=y * e, minlength=n_k)
+    c = np.bincount(k, weights=y * (1.0 - e), minlength=n_k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = float(np.sum(np.where(big_n > 0, a * n0 / big_n, 0.0)))
+        s = float(np.sum(np.where(big_n > 0, c * n1 / big_n, 0.0)))
+    if s <= 0:
+        return _NAN, _NAN, _NAN
+    if r <= 0:
+        return 0.0, _NAN, _NAN
+    rr = r / s
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w1 = np.where(big_n > 0, n0 / big_n, 0.0)[k]
+        w0 = np.where(big_n > 0, n1 / big_n, 0.0)[k]
+        p1 = np.where(n1 > 0, a / np.maximum(n1, 1e-300), 0.0)[k]
+        p0 = np.where(n0 > 0, c / np.maximum(n0, 1e-300), 0.0)[k]
+    contrib = np.where(exposed, w1 * (y - p1) / r, -w0 * (y - p0) / s)
+    g = int(clusters.max()) + 1
+    per_cluster = np.bincount(clusters, weights=contrib, minlength=g)
+    var = float(np.sum(per_cluster**2)) * (g / (g - 1) if g > 1 else 1.0)
+    if not var > 0:
+        return float(rr), _NAN, _NAN
+    half = z * math.sqrt(var)
+    return float(rr), float(rr * math.exp(-half)), float(rr * math.exp(half))
+
+
 def adoption_table(
     snapshots_labelled: pd.DataFrame,
     events: Sequence[str],
     plan_col: str | None = "plan",
     confidence: float = 0.95,
     snapshot_date=None,
+    lift_snapshots: int = 1,
+    account_col: str | None = ACCOUNT_KEY,
 ) -> pd.DataFrame:
-    """Prevalence and retention lift of each feature at the newest labelled snapshot date.
+    """Prevalence and retention lift of each feature, measured on labelled snapshots.
 
-    One snapshot date only, so each account counts once. A row "uses" a feature when
-    ``<event>__used == 1`` (a null flag counts as not used).
+    The prevalence is measured at the newest labelled snapshot date (each account counts
+    once). A row "uses" a feature when ``<event>__used == 1`` (a null flag counts as not
+    used).
+
+    The lifts use the newest ``lift_snapshots`` labelled snapshot dates. With one date
+    (the default) they are the crude risk ratio (:func:`risk_ratio`) and the
+    Mantel-Haenszel risk ratio by plan with the Greenland-Robins interval
+    (:func:`mantel_haenszel_risk_ratio`). With several dates the same Mantel-Haenszel
+    estimators pool the dates, each date its own stratum (``stratified_lift``: plan x date;
+    ``retention_lift``: date only, so that the two differ only by plan), and their
+    intervals are cluster-robust over accounts (:func:`_pooled_risk_ratio`): the same
+    account at several dates is not several independent observations. Pooling a year of
+    month ends gives the lift about twice the information of a single month end, which a
+    feature of moderate effect needs at a few thousand accounts.
+
+    ``intensity_lift`` answers the question the lift cannot ask of a feature that nearly
+    everyone uses: among its users, do the heavier users (``<event>__per_seat`` above the
+    median of the users at the same date; ``<event>__count`` when there is no per-seat
+    column) retain better than the lighter ones? Mantel-Haenszel by plan x date over the
+    same dates, with the same kind of interval.
 
     Parameters
     ----------
@@ -364,17 +435,23 @@ def adoption_table(
     confidence : float, default 0.95
         Level of the intervals.
     snapshot_date : optional
-        Use this labelled snapshot date instead of the newest.
+        Use this labelled snapshot date instead of the newest (the lifts then pool it and
+        the dates before it).
+    lift_snapshots : int, default 1
+        Number of labelled snapshot dates the lifts pool (the newest ones).
+    account_col : str or None, default "account_id"
+        The cluster of the robust intervals; absent or None: every row is its own cluster.
 
     Returns
     -------
     DataFrame
         One row per event: ``feature``, ``snapshot_date``, ``n_rows``, ``n_users``,
-        ``prevalence``, ``retention_users``, ``retention_non_users``, ``retention_lift``
-        (retention of users / retention of non-users) with ``retention_lift_low`` and
-        ``_high`` (log risk ratio interval), ``stratified_lift`` (Mantel-Haenszel risk ratio
-        by plan) with ``stratified_lift_low`` and ``_high`` (Greenland-Robins interval),
-        ``n_strata``. Undefined values (zero cells) are NaN.
+        ``prevalence``, ``retention_users``, ``retention_non_users`` (at ``snapshot_date``),
+        ``retention_lift`` (retention of users / retention of non-users) with
+        ``retention_lift_low`` and ``_high``, ``stratified_lift`` (by plan) with
+        ``stratified_lift_low`` and ``_high``, ``intensity_lift`` with ``_low`` and ``_high``,
+        ``n_strata`` (plans), ``lift_dates`` and ``lift_rows``. Undefined values (zero
+        cells) are NaN.
     """
     if not isinstance(snapshots_labelled, pd.DataFrame):
         kind = type(snapshots_labelled).__name__
@@ -390,23 +467,40 @@ def adoption_table(
             raise ValueError(
                 f"snapshots_labelled is missing column '{feature_col(event, 'used')}'"
             )
-    _z(confidence)  # checks the level before any work
+    if isinstance(lift_snapshots, bool) or int(lift_snapshots) < 1:
+        raise ValueError(f"lift_snapshots must be a positive integer, got {lift_snapshots!r}")
+    z = _z(confidence)  # checks the level before any work
     labelled = labelled_rows(snapshots_labelled)
     if labelled.empty:
         raise ValueError("snapshots_labelled has no labelled rows (all censored or null)")
     if snapshot_date is None:
         snapshot_date = labelled[SNAPSHOT_KEY].max()
-    rows = labelled.loc[(labelled[SNAPSHOT_KEY] == snapshot_date).to_numpy()]
-    if rows.empty:
+    at_date = (labelled[SNAPSHOT_KEY] == snapshot_date).to_numpy()
+    if not at_date.any():
         raise ValueError(f"no labelled rows at snapshot_date {snapshot_date!r}")
+    dates = sorted(d for d in labelled[SNAPSHOT_KEY].dropna().unique() if d <= snapshot_date)
+    pooled_dates = dates[-int(lift_snapshots):]
+    pooled = labelled.loc[labelled[SNAPSHOT_KEY].isin(pooled_dates).to_numpy()]
+    rows = labelled.loc[at_date]
 
-    y = rows[LABEL].to_numpy(dtype="float64")
-    if plan_col is not None and plan_col in rows.columns:
-        strata = rows[plan_col].astype("object").where(rows[plan_col].notna(), "\0missing")
-        strata_codes = pd.factorize(strata.astype(str), sort=True)[0]
-    else:
-        strata_codes = np.zeros(len(rows), dtype=np.int64)
+    def plan_codes(frame: pd.DataFrame) -> np.ndarray:
+        if plan_col is not None and plan_col in frame.columns:
+            strata = frame[plan_col].astype("object").where(frame[plan_col].notna(), "\0missing")
+            return pd.factorize(strata.astype(str), sort=True)[0]
+        return np.zeros(len(frame), dtype=np.int64)
+
+    strata_codes = plan_codes(rows)
     n_strata = int(strata_codes.max()) + 1
+    y = rows[LABEL].to_numpy(dtype="float64")
+    # pooled rows: strata plan x date (stratified) and date (crude), accounts as clusters
+    y_p = pooled[LABEL].to_numpy(dtype="float64")
+    date_codes = pd.factorize(pooled[SNAPSHOT_KEY], sort=True)[0]
+    plan_date = plan_codes(pooled) * len(pooled_dates) + date_codes
+    if account_col is not None and account_col in pooled.columns:
+        clusters = pd.factorize(pooled[account_col].astype(str))[0]
+    else:
+        clusters = np.arange(len(pooled))
+    single = len(pooled_dates) == 1
 
     records = []
     for event in events:
@@ -416,12 +510,18 @@ def adoption_table(
         n_non = int(len(used) - n_users)
         a = float(y[used].sum())
         c = float(y[~used].sum())
-        crude = risk_ratio(a, n_users, c, n_non, confidence)
-        a_k = np.bincount(strata_codes, weights=y * used, minlength=n_strata)
-        n1_k = np.bincount(strata_codes, weights=used.astype("float64"), minlength=n_strata)
-        c_k = np.bincount(strata_codes, weights=y * ~used, minlength=n_strata)
-        n0_k = np.bincount(strata_codes, weights=(~used).astype("float64"), minlength=n_strata)
-        strat = mantel_haenszel_risk_ratio(a_k, n1_k, c_k, n0_k, confidence)
+        used_p = pooled[feature_col(event, "used")].fillna(0).to_numpy(dtype="float64") == 1.0
+        if single:
+            crude = risk_ratio(a, n_users, c, n_non, confidence)
+            a_k = np.bincount(strata_codes, weights=y * used, minlength=n_strata)
+            n1_k = np.bincount(strata_codes, weights=used.astype("float64"), minlength=n_strata)
+            c_k = np.bincount(strata_codes, weights=y * ~used, minlength=n_strata)
+            n0_k = np.bincount(strata_codes, weights=(~used).astype("float64"), minlength=n_strata)
+            strat = mantel_haenszel_risk_ratio(a_k, n1_k, c_k, n0_k, confidence)
+        else:
+            crude = _pooled_risk_ratio(y_p, used_p, date_codes, clusters, z)
+            strat = _pooled_risk_ratio(y_p, used_p, plan_date, clusters, z)
+        intensity = _intensity_lift(pooled, event, used_p, y_p, plan_date, date_codes, clusters, z)
         records.append(
             {
                 "feature": event,
@@ -437,10 +537,43 @@ def adoption_table(
                 "stratified_lift": strat[0],
                 "stratified_lift_low": strat[1],
                 "stratified_lift_high": strat[2],
+                "intensity_lift": intensity[0],
+                "intensity_lift_low": intensity[1],
+                "intensity_lift_high": intensity[2],
                 "n_strata": n_strata,
+                "lift_dates": len(pooled_dates),
+                "lift_rows": int(len(pooled)),
             }
         )
     return pd.DataFrame.from_records(records)
+
+
+def _intensity_lift(
+    pooled: pd.DataFrame,
+    event: str,
+    used: np.ndarray,
+    y: np.ndarray,
+    strata: np.ndarray,
+    date_codes: np.ndarray,
+    clusters: np.ndarray,
+    z: float,
+) -> tuple[float, float, float]:
+    """Retention of the users above the median intensity over the users below it."""
+    for kind in ("per_seat", "count"):
+        col = feature_col(event, kind)
+        if col in pooled.columns:
+            break
+    else:
+        return _NAN, _NAN, _NAN
+    if used.sum() < 4:
+        return _NAN, _NAN, _NAN
+    x = pooled[col].fillna(0).to_numpy(dtype="float64")
+    frame = pd.DataFrame({"d": date_codes[used], "x": x[used]})
+    median = frame.groupby("d")["x"].transform("median").to_numpy()
+    heavy = frame["x"].to_numpy() > median
+    if heavy.all() or not heavy.any():
+        return _NAN, _NAN, _NAN
+    return _pooled_risk_ratio(y[used], heavy, strata[used], clusters[used], z)
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -469,6 +602,7 @@ def assign_verdicts(
     top_n: int | None = None,
     confounding_share: float = 0.5,
     confidence: float = 0.95,
+    intensity_rule: bool = True,
 ) -> pd.DataFrame:
     """Give each feature exactly one verdict and a plain-words reason.
 
@@ -477,8 +611,12 @@ def assign_verdicts(
     1. ``no_signal`` when the prevalence is unknown (no rows to measure it).
     2. ``niche``: prevalence below ``prevalence_band[0]``. Few accounts use it; even when it
        predicts retention it describes a niche (often premium plans), not the base.
-    3. ``table_stakes``: prevalence above ``prevalence_band[1]``. Nearly everyone uses it, so
-       it separates nobody.
+    3. Prevalence above ``prevalence_band[1]``: nearly everyone uses it, so *using* it
+       separates nobody. It is ``milestone_candidate`` when ``intensity_rule`` is on, it is
+       important (as in rule 4) and its ``intensity_lift`` interval lies above 1: how
+       *much* it is used (per seat) predicts retention within plans, so the milestone is a
+       threshold on its intensity (like utilization), not its use. Otherwise
+       ``table_stakes``.
     4. ``milestone_candidate``: important (the permutation importance of the random forest or
        of LightGBM is at least ``min_importance``, or the feature is ranked within the top
        ``top_n`` with a positive importance) and the stratified (within-plan) lift's
@@ -506,6 +644,9 @@ def assign_verdicts(
     confounding_share : float, default 0.5
     confidence : float, default 0.95
         Only used to word the reasons (the level of the intervals in ``table``).
+    intensity_rule : bool, default True
+        Apply the intensity part of rule 3; it needs the ``intensity_lift_low`` column
+        (:func:`adoption_table`) and is skipped without it.
 
     Returns
     -------
@@ -536,6 +677,7 @@ def assign_verdicts(
     if min_importance < 0:
         raise ValueError(f"min_importance must be >= 0, got {min_importance!r}")
     level = f"{100 * confidence:g}%"
+    use_intensity = bool(intensity_rule) and "intensity_lift_low" in table.columns
 
     verdicts, reasons = [], []
     for row in table.itertuples(index=False):
@@ -575,11 +717,28 @@ def assign_verdicts(
                 f"describes a niche, not the customer base ({imp_words})."
             )
         elif p > high:
-            verdict = "table_stakes"
-            reason = (
-                f"Used by {_pct(p)} of accounts, above the {_pct(high)} adoption band: nearly "
-                f"everyone uses it, so it separates nobody ({imp_words})."
+            i_low = float(getattr(row, "intensity_lift_low", _NAN))
+            intensity = (
+                f"within the same plan, its heavier users (above the median count per seat) "
+                f"retain {_fmt(float(getattr(row, 'intensity_lift', _NAN)))} times as well as "
+                f"its lighter users ({level} CI {_fmt(i_low)} to "
+                f"{_fmt(float(getattr(row, 'intensity_lift_high', _NAN)))})"
             )
+            if use_intensity and important and _gt(i_low, 1.0):
+                verdict = "milestone_candidate"
+                reason = (
+                    f"Used by {_pct(p)} of accounts, so using it separates nobody, but its "
+                    f"intensity (count per seat) predicts retention: {intensity}; {imp_words}. "
+                    "The milestone is a threshold on how much it is used, not on its use."
+                )
+            else:
+                verdict = "table_stakes"
+                reason = (
+                    f"Used by {_pct(p)} of accounts, above the {_pct(high)} adoption band: "
+                    f"nearly everyone uses it, so it separates nobody ({imp_words}"
+                    + (f"; {intensity}" if use_intensity and np.isfinite(i_low) else "")
+                    + ")."
+                )
         elif important and _gt(s_low, 1.0):
             verdict = "milestone_candidate"
             reason = f"Used by {_pct(p)} of accounts; {within}; {imp_words}."
@@ -628,6 +787,8 @@ def rank_features(
     confounding_share: float = 0.5,
     confidence: float = 0.95,
     plan_col: str | None = "plan",
+    lift_snapshots: int = 1,
+    intensity_rule: bool = True,
     random_state: int = 0,
 ) -> pd.DataFrame:
     """Rank product features by permutation importance and set them against adoption.
@@ -645,8 +806,9 @@ def rank_features(
         Features to rank; default: the features the models were fitted on.
     n_repeats, max_rows : see :func:`grouped_permutation_importance`
     shap_rows : see ``max_rows`` of :func:`shap_importance`
-    prevalence_band, min_importance, top_n, confounding_share : see :func:`assign_verdicts`
-    confidence, plan_col : see :func:`adoption_table`
+    prevalence_band, min_importance, top_n, confounding_share, intensity_rule :
+        see :func:`assign_verdicts`
+    confidence, plan_col, lift_snapshots : see :func:`adoption_table`
     random_state : int, default 0
 
     Returns
@@ -685,10 +847,20 @@ def rank_features(
             random_state=random_state,
             max_rows=max_rows,
         ).set_index("feature")
-    shap = shap_importance(models.gbm_, X, groups, max_rows=shap_rows, random_state=random_state)
-    impurity = impurity_importance(models.rf_, models.feature_names_in_, groups)
+    # through the models, so that a category's breadth column (see RetentionModels) is
+    # shared among its features
+    rows = _row_sample(None, len(X), shap_rows, random_state)
+    contrib = models.feature_contributions(X.iloc[rows])
+    shap = pd.DataFrame(
+        {"feature": events, "mean_abs_shap": [float(contrib[e].abs().mean()) for e in events]}
+    )
+    impurity_all = models.impurity_by_feature()
+    impurity = pd.DataFrame(
+        {"feature": events, "impurity_biased": [impurity_all[e] for e in events]}
+    )
     adoption = adoption_table(
-        snapshots_labelled, events, plan_col=plan_col, confidence=confidence
+        snapshots_labelled, events, plan_col=plan_col, confidence=confidence,
+        lift_snapshots=lift_snapshots,
     ).set_index("feature")
 
     table = pd.DataFrame({"feature": events})
@@ -708,6 +880,9 @@ def rank_features(
         "stratified_lift",
         "stratified_lift_low",
         "stratified_lift_high",
+        "intensity_lift",
+        "intensity_lift_low",
+        "intensity_lift_high",
     ):
         table[col] = table["feature"].map(adoption[col]).astype("float64")
 
@@ -725,6 +900,7 @@ def rank_features(
         top_n=top_n,
         confounding_share=confounding_share,
         confidence=confidence,
+        intensity_rule=intensity_rule,
     )
     table = table.sort_values("importance_rank", kind="stable").reset_index(drop=True)
     return table[IMPORTANCE_COLUMNS]

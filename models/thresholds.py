@@ -179,10 +179,14 @@ class _Binned:
             edges = uniq
         else:
             # Candidates at evenly spaced quantiles of the feasible range, always observed
-            # values: the cut at uniq[k] leaves (rows < uniq[k]) below it.
-            share_below = (np.cumsum(counts) - counts) / n_rows
+            # values: the cut at uniq[k] leaves (rows < uniq[k]) below it. The candidate for
+            # level q is the q-quantile itself (the value holding the q-th row), so that a
+            # value held by many rows (a count over one seat, say) is a candidate in
+            # proportion to its rows; taking the first value with q of the rows *below* it
+            # would skip such mass points and always cut just above them.
+            share_through = np.cumsum(counts) / n_rows
             levels = np.linspace(min_side_share, 1.0 - min_side_share, max_candidates)
-            idx = np.searchsorted(share_below, levels, side="left")
+            idx = np.searchsorted(share_through, levels, side="left")
             edges = uniq[np.unique(np.clip(idx, 0, uniq.size - 1))]
         if extra_cut is not None:
             edges = np.union1d(edges, [float(extra_cut)])

@@ -6,6 +6,8 @@ holds pure functions on pandas frames:
 
 - :func:`out_of_time_split`: train on older labelled snapshots, test on the newest ones,
   never letting one account's rows straddle the split;
+- :func:`held_out_rows`: every labelled row of the accounts kept out of training (for
+  permutation importance);
 - :func:`stratified_sample`: a bounded, class-balanced, deterministic sample of rows;
 - :func:`model_matrix` and :func:`feature_groups`: the model's X and the columns of each
   product feature;
@@ -17,12 +19,15 @@ The model's X holds only the per-event columns (``<event>__used|count|days|per_s
 covariates ``seats``, ``tenure_days`` and ``plan`` (one-hot). ``maturity__*`` and
 ``utilization_*`` columns are left out on purpose: they are built from the same events, so
 they would share (and dilute) the importance of the product features, and the importance
-ranking is per product feature. Other account attributes are left out as well.
+ranking is per product feature. Other account attributes are left out as well. The models
+can add breadth columns (features used per category) that they compute themselves from the
+``__used`` columns, so that a feature's importance still includes its part in the breadth
+(see :class:`RetentionModels`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,7 +61,9 @@ __all__ = [
     "calibration_table",
     "events_in",
     "feature_groups",
+    "breadth_col",
     "flatten_metrics",
+    "held_out_rows",
     "labelled_rows",
     "model_matrix",
     "out_of_time_split",
@@ -145,7 +152,10 @@ def out_of_time_split(
         which biases its retention rate downward when most customers stay. With a smaller
         share, a random (seeded) subset of those accounts forms the test set and the other
         accounts keep their older rows in train; their test-date rows are dropped, so the
-        split stays both out of time and account-disjoint.
+        split stays both out of time and account-disjoint. The same share of the accounts
+        that left before the test dates is dropped from training as well, so that training
+        is a random sample of accounts (it would otherwise over-represent early churners and
+        bias the predicted retention low).
     random_state : int, default 0
         Seed of the account draw when ``test_account_share < 1``.
 
@@ -181,15 +191,54 @@ def out_of_time_split(
     test_accounts = pd.unique(labelled.loc[in_test_dates, ACCOUNT_KEY])
     if test_account_share < 1.0:
         rng = np.random.default_rng(random_state)
-        ordered = np.sort(test_accounts.astype(str))
-        n_keep = max(1, int(round(test_account_share * len(ordered))))
-        chosen = set(rng.choice(ordered, size=n_keep, replace=False).tolist())
-        is_test_account = labelled[ACCOUNT_KEY].astype(str).isin(chosen).to_numpy()
+        accounts = labelled[ACCOUNT_KEY].astype(str)
+        seen = np.sort(test_accounts.astype(str))
+        n_test = max(1, int(round(test_account_share * len(seen))))
+        chosen = set(rng.choice(seen, size=n_test, replace=False).tolist())
+        # The same share of the accounts that left before the test dates is held out too
+        # (their rows are dropped), so that training keeps 1 - share of every kind of
+        # account: otherwise it over-represents the accounts that churned early.
+        gone = np.setdiff1d(np.sort(accounts.unique()), seen)
+        n_gone = int(round(test_account_share * len(gone)))
+        dropped = set(rng.choice(gone, size=n_gone, replace=False).tolist()) if n_gone else set()
+        is_test_account = accounts.isin(chosen).to_numpy()
+        is_held_out = is_test_account | accounts.isin(dropped).to_numpy()
     else:
         is_test_account = labelled[ACCOUNT_KEY].isin(test_accounts).to_numpy()
+        is_held_out = is_test_account
     test = labelled.loc[in_test_dates & is_test_account].copy()
-    train = labelled.loc[~in_test_dates & ~is_test_account].copy()
+    train = labelled.loc[~in_test_dates & ~is_held_out].copy()
     return train, test
+
+
+def held_out_rows(snapshots: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
+    """Labelled rows, at every date, of the accounts that are not in ``train``.
+
+    After :func:`out_of_time_split` these are the test rows plus the older rows of the
+    held-out accounts (the test accounts and, with ``test_account_share < 1``, the accounts
+    dropped to keep training a random sample). No row of these accounts was trained on, so
+    the set suits permutation importance, which needs held-out rows but not the newest
+    dates, and it holds several times the test set's churned accounts: the per-feature
+    importances are then far less noisy. Metrics stay on the out-of-time test set.
+
+    Parameters
+    ----------
+    snapshots : DataFrame
+        The snapshot table.
+    train : DataFrame
+        The training rows (only ``account_id`` is read).
+
+    Returns
+    -------
+    DataFrame
+        A copy of the rows, in their original order.
+    """
+    _require(train, [ACCOUNT_KEY], "train")
+    labelled = labelled_rows(snapshots)
+    _require(labelled, [ACCOUNT_KEY], "snapshots")
+    trained = set(train[ACCOUNT_KEY].astype(str))
+    keep = ~labelled[ACCOUNT_KEY].astype(str).isin(trained).to_numpy()
+    return labelled.loc[keep].copy()
 
 
 def stratified_sample(
@@ -269,6 +318,11 @@ def _allocate(sizes: np.ndarray, budget: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- matrices
+
+
+def breadth_col(category: str) -> str:
+    """Name of the model's internal breadth column of a category (not a product feature)."""
+    return f"breadth[{category}]"
 
 
 def events_in(columns: Iterable[str]) -> list[str]:
@@ -463,9 +517,26 @@ class RetentionModels(BaseEstimator):
 
     Parameters
     ----------
+    The defaults are deliberately regularised (shallow trees, large leaves, column and
+    row subsampling): with about a hundred columns, most of them counts of no consequence,
+    and a few thousand training rows, fully grown trees fit noise, which shows as
+    overconfident probabilities and as negative permutation importances of real drivers.
+
+    Breadth. With ``categories`` (the maturity categories), the models also see, for each
+    category, the number of its features used (``<event>__used``) in the row, a column
+    computed from the matrix itself (:func:`breadth_col`). Retention often depends on how
+    many features of a category an account uses rather than on any single one; a tree
+    needs many splits to count, a breadth column gives it the count directly. It is not a
+    product feature: :meth:`score_matrix` recomputes it from the event columns, so the
+    permutation importance of a feature includes its part in its category's breadth, and
+    :meth:`feature_contributions` and :meth:`impurity_by_feature` share the breadth
+    column's contribution among the category's features.
+
+    Parameters
+    ----------
     n_estimators : int, default 200
         Trees of the random forest and boosting rounds of LightGBM.
-    max_depth : int, default 12
+    max_depth : int, default 6
         Maximum tree depth of both models.
     random_state : int, default 0
         Seed of both models.
@@ -473,14 +544,24 @@ class RetentionModels(BaseEstimator):
         Threads of both models.
     learning_rate : float, default 0.05
         LightGBM learning rate.
-    num_leaves : int, default 31
+    num_leaves : int, default 7
         LightGBM leaves per tree.
-    min_samples_leaf : int, default 20
+    min_samples_leaf : int, default 50
         Minimum rows per leaf, for both models (``min_child_samples`` in LightGBM); larger
         leaves give smoother, better calibrated probabilities than fully grown trees.
     feature_events : sequence of str, optional
         Product features to model; default: every event with per-event columns in the
         training frame.
+    max_features : float or str, default 0.3
+        Share of the columns each random-forest split considers.
+    subsample : float, default 0.8
+        Share of the rows each LightGBM round uses (bagging; 1.0: all).
+    colsample : float, default 0.5
+        Share of the columns each LightGBM tree uses.
+    reg_lambda : float, default 0.0
+        LightGBM L2 penalty on leaf values.
+    categories : mapping of str to list of str, optional
+        Categories of features whose breadth the models see (see above).
 
     Attributes
     ----------
@@ -492,7 +573,15 @@ class RetentionModels(BaseEstimator):
     plan_categories_ : list of str
         Plan values one-hot encoded (the fixed encoding used at predict time).
     feature_names_in_ : list of str
-        Columns of the model matrix, in order.
+        Columns of the model matrix, in order (the input of :meth:`score_matrix`).
+    breadth_ : dict
+        ``{category: [positions of its features' __used columns]}``; empty without
+        ``categories``.
+    breadth_columns_ : list of str
+        Names of the breadth columns.
+    model_columns_ : list of str
+        Columns the random forest and LightGBM were fitted on: ``feature_names_in_`` then
+        ``breadth_columns_``.
     groups_ : dict
         ``{event: [columns]}`` for the product features.
     baseline_columns_ : list of str
@@ -506,13 +595,18 @@ class RetentionModels(BaseEstimator):
     def __init__(
         self,
         n_estimators: int = 200,
-        max_depth: int = 12,
+        max_depth: int = 6,
         random_state: int = 0,
         n_jobs: int = 1,
         learning_rate: float = 0.05,
-        num_leaves: int = 31,
-        min_samples_leaf: int = 20,
+        num_leaves: int = 7,
+        min_samples_leaf: int = 50,
         feature_events: Sequence[str] | None = None,
+        max_features: float | str = 0.3,
+        subsample: float = 0.8,
+        colsample: float = 0.5,
+        reg_lambda: float = 0.0,
+        categories: Mapping[str, Sequence[str]] | None = None,
     ):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
@@ -522,6 +616,11 @@ class RetentionModels(BaseEstimator):
         self.num_leaves = num_leaves
         self.min_samples_leaf = min_samples_leaf
         self.feature_events = feature_events
+        self.max_features = max_features
+        self.subsample = subsample
+        self.colsample = colsample
+        self.reg_lambda = reg_lambda
+        self.categories = categories
 
     # -- fitting
 
@@ -565,12 +664,16 @@ class RetentionModels(BaseEstimator):
         self.feature_names_in_ = list(X.columns)
         self.n_features_in_ = X.shape[1]
         self.groups_ = feature_groups(X.columns)
-        Xa = X.to_numpy(dtype="float64")
+        self.breadth_ = self._breadth_spec(self.feature_names_in_)
+        self.breadth_columns_ = [breadth_col(c) for c in self.breadth_]
+        self.model_columns_ = self.feature_names_in_ + self.breadth_columns_
+        Xa = self._with_breadth(X.to_numpy(dtype="float64"))
 
         self.rf_ = RandomForestClassifier(
             n_estimators=self.n_estimators,
             max_depth=self.max_depth,
             min_samples_leaf=self.min_samples_leaf,
+            max_features=self.max_features,
             random_state=self.random_state,
             n_jobs=self.n_jobs,
         ).fit(Xa, y_arr)
@@ -582,6 +685,10 @@ class RetentionModels(BaseEstimator):
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,
             min_child_samples=self.min_samples_leaf,
+            subsample=self.subsample,
+            subsample_freq=1 if self.subsample < 1.0 else 0,
+            colsample_bytree=self.colsample,
+            reg_lambda=self.reg_lambda,
             random_state=self.random_state,
             n_jobs=self.n_jobs,
             deterministic=True,
@@ -597,6 +704,93 @@ class RetentionModels(BaseEstimator):
         self.n_train_rows_ = int(len(train_df))
         self.train_retention_rate_ = float(y_arr.mean())
         return self
+
+    def _breadth_spec(self, columns: Sequence[str]) -> dict[str, list[int]]:
+        """Positions of the ``__used`` columns of each category's features in ``columns``."""
+        if self.categories is None:
+            return {}
+        if not isinstance(self.categories, Mapping):
+            raise ValueError("categories must be a mapping of category name to features")
+        position = {c: i for i, c in enumerate(columns)}
+        spec = {}
+        for name, features in self.categories.items():
+            idx = [position[feature_col(f, "used")] for f in features
+                   if feature_col(f, "used") in position]
+            if idx:
+                spec[str(name)] = idx
+        return spec
+
+    def _with_breadth(self, Xa: np.ndarray) -> np.ndarray:
+        """The raw matrix with one breadth column per category appended (see the class
+        docstring); computed from the matrix itself, so permuting a feature's columns moves
+        the breadth of its category with it."""
+        if not self.breadth_:
+            return Xa
+        extra = [(np.nan_to_num(Xa[:, idx]) > 0).sum(axis=1) for idx in self.breadth_.values()]
+        return np.column_stack([Xa, *extra]).astype("float64")
+
+    def feature_contributions(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        """LightGBM's SHAP contributions (``pred_contrib``, log-odds) per product feature.
+
+        A feature's contribution in a row is the sum over its own columns, plus its share of
+        the contribution of its category's breadth column: the breadth contribution is split
+        evenly among the category's features that the row used (among all of them when it
+        used none).
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray
+            Raw model matrix (:meth:`matrix`).
+
+        Returns
+        -------
+        DataFrame
+            One column per product feature (``groups_``), one row per row of ``X``.
+        """
+        check_is_fitted(self, "gbm_")
+        Xa = self._raw_array(X)
+        contrib = np.asarray(self.gbm_.booster_.predict(self._with_breadth(Xa), pred_contrib=True))
+        contrib = contrib[:, :-1]  # the last column is the bias
+        position = {c: i for i, c in enumerate(self.model_columns_)}
+        out = {
+            f: contrib[:, [position[c] for c in cols]].sum(axis=1) for f, cols in self.groups_.items()
+        }
+        for name, idx in self.breadth_.items():
+            share = contrib[:, position[breadth_col(name)]]
+            used = np.nan_to_num(Xa[:, idx]) > 0
+            n_used = used.sum(axis=1)
+            weight = np.where(n_used[:, None] > 0, used / np.maximum(n_used, 1)[:, None],
+                              1.0 / len(idx))
+            for j, col_index in enumerate(idx):
+                feature = feature_of(self.feature_names_in_[col_index])
+                out[feature] = out[feature] + share * weight[:, j]
+        return pd.DataFrame(out, index=X.index if isinstance(X, pd.DataFrame) else None)
+
+    def impurity_by_feature(self) -> dict[str, float]:
+        """The random forest's impurity importance per product feature (biased; reference
+        only), a breadth column's importance split evenly among its category's features."""
+        check_is_fitted(self, "rf_")
+        values = np.asarray(self.rf_.feature_importances_, dtype="float64")
+        position = {c: i for i, c in enumerate(self.model_columns_)}
+        out = {f: float(values[[position[c] for c in cols]].sum()) for f, cols in self.groups_.items()}
+        for name, idx in self.breadth_.items():
+            share = values[position[breadth_col(name)]] / len(idx)
+            for col_index in idx:
+                out[feature_of(self.feature_names_in_[col_index])] += float(share)
+        return out
+
+    def _raw_array(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            missing = [c for c in self.feature_names_in_ if c not in X.columns]
+            if missing:
+                raise ValueError(f"X is missing column '{missing[0]}'")
+            X = X[self.feature_names_in_]
+        Xa = np.asarray(X, dtype="float64")
+        if Xa.ndim != 2 or Xa.shape[1] != len(self.feature_names_in_):
+            raise ValueError(
+                f"X must have {len(self.feature_names_in_)} columns, got shape {Xa.shape}"
+            )
+        return Xa
 
     def _baseline_matrix(self, df: pd.DataFrame) -> pd.DataFrame:
         seats = _numeric(df, SEATS)
@@ -627,16 +821,7 @@ class RetentionModels(BaseEstimator):
         ndarray of shape (n_rows,)
         """
         check_is_fitted(self, "gbm_")
-        if isinstance(X, pd.DataFrame):
-            missing = [c for c in self.feature_names_in_ if c not in X.columns]
-            if missing:
-                raise ValueError(f"X is missing column '{missing[0]}'")
-            X = X[self.feature_names_in_]
-        Xa = np.asarray(X, dtype="float64")
-        if Xa.ndim != 2 or Xa.shape[1] != len(self.feature_names_in_):
-            raise ValueError(
-                f"X must have {len(self.feature_names_in_)} columns, got shape {Xa.shape}"
-            )
+        Xa = self._with_breadth(self._raw_array(X))
         if model == "gbm":
             return self.gbm_.predict_proba(Xa)[:, 1]
         if model == "rf":

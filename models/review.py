@@ -1,0 +1,667 @@
+"""The framework review: do the milestones still work, and what moved since the last champion?
+
+Pure functions of pandas frames and plain values (no I/O, no MLflow), used by
+:mod:`flows.review` to write ``review.json`` and the report's retention curves:
+
+- :func:`milestone_reached`: which tenure and snapshot rows reached each milestone;
+- :func:`kaplan_meier` and :func:`retention_curves`: the share of accounts still a customer
+  by months since the milestone's anchor date, for accounts that did and did not reach it;
+- :func:`cohort_review`: on the newest out-of-time cohort, each milestone's outcome rate for
+  achievers against the others;
+- :func:`population_stability`, :func:`prevalence_drift`, :func:`compare_thresholds` and
+  :func:`compare_metrics`: the comparison with the previous champion run;
+- :func:`review_warnings` and :func:`framework_review`: all of it, with the warnings.
+
+Every output is JSON-serialisable (plain numbers, ``None`` for values that do not exist).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from features.columns import ACCOUNT_KEY, LABEL, SNAPSHOT_KEY, maturity_col, setup_col
+
+__all__ = [
+    "MILESTONES",
+    "milestone_reached",
+    "kaplan_meier",
+    "retention_curves",
+    "cohort_review",
+    "population_stability",
+    "prevalence_drift",
+    "compare_thresholds",
+    "compare_metrics",
+    "review_warnings",
+    "framework_review",
+]
+
+MILESTONES = ("setup", "activation", "utilization", "maturity")
+#: Days in an average month (the unit of the retention curves).
+MONTH_DAYS = 30.4375
+#: Population stability index bands (the usual reading: < 0.1 stable, 0.1 to 0.25 moderate).
+PSI_BANDS = ((0.1, "stable"), (0.25, "moderate"), (math.inf, "major"))
+_EPS = 1e-4
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not b:
+        return None
+    return float(a) / float(b)
+
+
+def _require(frame: pd.DataFrame, name: str, columns: Sequence[str]) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+    for col in columns:
+        if col not in frame.columns:
+            raise ValueError(f"{name} is missing column '{col}'")
+
+
+def _naive(ts: Any) -> pd.Timestamp:
+    t = pd.Timestamp(ts)
+    return t.tz_convert(None) if t.tz is not None else t
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    out = pd.to_datetime(values)
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert(None)
+    return out.astype("datetime64[ns]")
+
+
+def _flag(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame.columns:
+        return np.ones(len(frame), dtype=bool)
+    return frame[column].fillna(False).astype(bool).to_numpy()
+
+
+def _threshold(thresholds: Mapping, name: str) -> float | None:
+    return _num(thresholds.get(name, {}).get("threshold"))
+
+
+# --------------------------------------------------------------------------------------
+# who reached what
+# --------------------------------------------------------------------------------------
+
+
+def milestone_reached(
+    frame: pd.DataFrame, thresholds: Mapping, milestone: str
+) -> np.ndarray | None:
+    """Whether each row reached ``milestone`` under ``thresholds`` (``thresholds.json``).
+
+    Setup and activation read tenure rows (``setup__<step>``, ``activation_count``);
+    utilization and maturity read snapshot rows (``utilization_rate``,
+    ``maturity__<category>``). Returns None when the milestone has no rule to apply (no
+    setup step selected, no threshold).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Tenure rows (setup, activation) or snapshot rows (utilization, maturity).
+    thresholds : mapping
+        The ``thresholds.json`` content.
+    milestone : {"setup", "activation", "utilization", "maturity"}
+
+    Returns
+    -------
+    ndarray of bool or None
+    """
+    if milestone == "setup":
+        steps = list(thresholds.get("setup", {}).get("steps") or [])
+        if not steps:
+            return None
+        _require(frame, "tenure", [setup_col(s) for s in steps])
+        return np.column_stack([_flag(frame, setup_col(s)) for s in steps]).all(axis=1)
+    if milestone == "activation":
+        t = _threshold(thresholds, "activation")
+        if t is None:
+            return None
+        _require(frame, "tenure", ["activation_count"])
+        return frame["activation_count"].fillna(0).to_numpy(dtype=float) >= t
+    if milestone == "utilization":
+        t = _threshold(thresholds, "utilization")
+        if t is None:
+            return None
+        _require(frame, "snapshots", ["utilization_rate"])
+        return frame["utilization_rate"].fillna(0).to_numpy(dtype=float) >= t
+    if milestone == "maturity":
+        block = thresholds.get("maturity", {})
+        cats = block.get("categories") or {}
+        need = _num(block.get("min_categories") or block.get("threshold"))
+        if not cats or need is None:
+            return None
+        _require(frame, "snapshots", [maturity_col(c) for c in cats])
+        count = np.zeros(len(frame), dtype=int)
+        for name, cat in cats.items():
+            t = _num(cat.get("threshold"))
+            if t is not None:
+                count += frame[maturity_col(name)].fillna(0).to_numpy(dtype=float) >= t
+        return count >= need
+    raise ValueError(f"milestone must be one of {', '.join(MILESTONES)}, got {milestone!r}")
+
+
+# --------------------------------------------------------------------------------------
+# retention curves
+# --------------------------------------------------------------------------------------
+
+
+def kaplan_meier(
+    durations: Any, observed: Any, times: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan-Meier share still a customer at each of ``times``, and the number at risk.
+
+    Parameters
+    ----------
+    durations : array-like of float
+        Time from the anchor to churn (``observed`` True) or to the end of follow-up.
+    observed : array-like of bool
+        Whether the account churned at its duration (False: still a customer, censored).
+    times : sequence of float
+        Where to read the curve.
+
+    Returns
+    -------
+    (share, at_risk) : tuple of ndarray
+        ``share[i]`` is the estimated share still a customer just after ``times[i]``;
+        ``at_risk[i]`` the accounts still followed at ``times[i]``.
+    """
+    d = np.asarray(durations, dtype=float)
+    e = np.asarray(observed, dtype=bool)
+    if d.shape != e.shape or d.ndim != 1:
+        raise ValueError("durations and observed must be 1-D arrays of the same length")
+    if np.isnan(d).any():
+        raise ValueError("durations has missing (NaN) values")
+    t = np.asarray(times, dtype=float)
+    if not d.size:
+        return np.full(t.shape, np.nan), np.zeros(t.shape, dtype=int)
+    event_times = np.unique(d[e])
+    deaths = np.searchsorted(np.sort(d[e]), event_times, side="right") - np.searchsorted(
+        np.sort(d[e]), event_times, side="left"
+    )
+    sorted_d = np.sort(d)
+    at_risk_events = d.size - np.searchsorted(sorted_d, event_times, side="left")
+    surv = np.cumprod(1.0 - deaths / np.maximum(at_risk_events, 1))
+    idx = np.searchsorted(event_times, t, side="right") - 1
+    share = np.where(idx >= 0, surv[np.clip(idx, 0, None)] if surv.size else 1.0, 1.0)
+    at_risk = d.size - np.searchsorted(sorted_d, t, side="left")
+    return share.astype(float), at_risk.astype(int)
+
+
+def _curve(durations: np.ndarray, churned: np.ndarray, months: np.ndarray, min_at_risk: int) -> dict:
+    share, at_risk = kaplan_meier(durations / MONTH_DAYS, churned, months)
+    keep = at_risk >= min_at_risk
+    return {
+        "n": int(durations.size),
+        "churned": int(churned.sum()),
+        "months": [int(m) for m in months[keep]],
+        "share": [round(float(s), 5) for s in share[keep]],
+        "at_risk": [int(a) for a in at_risk[keep]],
+    }
+
+
+def retention_curves(
+    tenure: pd.DataFrame,
+    snapshots: pd.DataFrame,
+    thresholds: Mapping,
+    *,
+    as_of: Any,
+    setup_window_days: int,
+    max_months: int = 24,
+    min_at_risk: int = 20,
+) -> dict:
+    """Retention curves of accounts that did and did not reach each milestone.
+
+    The anchor of each curve is the date the milestone is judged: the end of the setup
+    window (setup), the end of the activation window (activation, ``window_end``), and the
+    account's first snapshot date (utilization and maturity, judged on that snapshot's
+    trailing window). Only accounts still a customer at their anchor count; the share still
+    a customer is a Kaplan-Meier estimate by whole months since the anchor, accounts still a
+    customer at ``as_of`` being censored there. Points with fewer than ``min_at_risk``
+    accounts followed are left out.
+
+    Parameters
+    ----------
+    tenure : DataFrame
+        The tenure table: ``account_id``, ``signup_date``, ``churned_at``, ``window_end``,
+        ``activation_count``, ``setup__<step>``.
+    snapshots : DataFrame
+        The snapshot table: ``account_id``, ``snapshot_date``, ``utilization_rate``,
+        ``maturity__<category>``.
+    thresholds : mapping
+        The ``thresholds.json`` content.
+    as_of : datetime
+        The end of follow-up.
+    setup_window_days : int
+        The setup window.
+    max_months, min_at_risk : int
+        The curves' extent.
+
+    Returns
+    -------
+    dict
+        Per milestone: ``anchor`` (words), ``reached`` and ``not_reached``, each with ``n``,
+        ``churned``, ``months``, ``share``, ``at_risk``. A milestone without a rule is left
+        out.
+    """
+    _require(tenure, "tenure", [ACCOUNT_KEY, "signup_date", "churned_at", "window_end"])
+    _require(snapshots, "snapshots", [ACCOUNT_KEY, SNAPSHOT_KEY])
+    end = _naive(as_of)
+    months = np.arange(0, int(max_months) + 1, dtype=float)
+    churn_by_account = pd.Series(
+        _dates(tenure["churned_at"]).to_numpy(), index=tenure[ACCOUNT_KEY].astype(str).to_numpy()
+    )
+    first = snapshots.sort_values([ACCOUNT_KEY, SNAPSHOT_KEY], kind="stable").drop_duplicates(
+        ACCOUNT_KEY, keep="first"
+    )
+    signup = _dates(tenure["signup_date"])
+    anchors = {
+        "setup": (tenure, signup + pd.Timedelta(days=int(setup_window_days)),
+                  f"the end of the {int(setup_window_days)}-day setup window"),
+        "activation": (tenure, _dates(tenure["window_end"]), "the end of the activation window"),
+        "utilization": (first, _dates(first[SNAPSHOT_KEY]), "the account's first month-end snapshot"),
+        "maturity": (first, _dates(first[SNAPSHOT_KEY]), "the account's first month-end snapshot"),
+    }
+    out: dict[str, dict] = {}
+    for name, (rows, anchor, words) in anchors.items():
+        reached = milestone_reached(rows, thresholds, name)
+        if reached is None:
+            continue
+        churned_at = pd.Series(
+            churn_by_account.reindex(rows[ACCOUNT_KEY].astype(str).to_numpy()).to_numpy()
+        )
+        anchor_v = pd.Series(anchor.to_numpy())
+        gone = (churned_at.notna() & (churned_at <= end)).to_numpy()
+        alive = ((anchor_v <= end) & (churned_at.isna() | (churned_at > anchor_v))).to_numpy()
+        stop = churned_at.where(gone, end)
+        days = ((stop - anchor_v) / pd.Timedelta(days=1)).to_numpy(dtype=float)
+        block = {"anchor": words}
+        for key, sel in (("reached", alive & reached), ("not_reached", alive & ~reached)):
+            block[key] = _curve(days[sel], gone[sel], months, min_at_risk)
+        out[name] = block
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# the newest out-of-time cohort
+# --------------------------------------------------------------------------------------
+
+
+def _katz(a1: float, n1: float, a0: float, n0: float, confidence: float) -> list[float | None]:
+    if not (n1 and n0 and a1 and a0):
+        return [None, None]
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    log_rr = math.log((a1 / n1) / (a0 / n0))
+    se = math.sqrt(max(0.0, 1 / a1 - 1 / n1 + 1 / a0 - 1 / n0))
+    return [math.exp(log_rr - z * se), math.exp(log_rr + z * se)]
+
+
+def _compare(reached: np.ndarray, outcome: np.ndarray, confidence: float, min_group: int) -> dict:
+    n1, n0 = int(reached.sum()), int((~reached).sum())
+    a1, a0 = float(outcome[reached].sum()), float(outcome[~reached].sum())
+    rate1 = a1 / n1 if n1 else None
+    rate0 = a0 / n0 if n0 else None
+    return {
+        "n_reached": n1,
+        "n_not_reached": n0,
+        "rate_reached": rate1,
+        "rate_not_reached": rate0,
+        "lift": _ratio(rate1, rate0),
+        "lift_ci": _katz(a1, n1, a0, n0, confidence),
+        "enough_accounts": bool(n1 >= min_group and n0 >= min_group),
+    }
+
+
+def _newest(dates: pd.Series, periods: int, by_month: bool) -> tuple[np.ndarray, list[str]]:
+    """Rows in the newest ``periods`` distinct dates (or months), and those periods' labels."""
+    d = _dates(dates)
+    key = d.dt.to_period("M").astype(str) if by_month else d.dt.strftime("%Y-%m-%d")
+    chosen = sorted(key.dropna().unique())[-int(periods):]
+    return key.isin(chosen).to_numpy(), list(chosen)
+
+
+def cohort_review(
+    tenure: pd.DataFrame,
+    snapshots: pd.DataFrame,
+    thresholds: Mapping,
+    *,
+    periods: int = 3,
+    confidence: float = 0.95,
+    min_group: int = 20,
+) -> dict:
+    """Each milestone's outcome for achievers against the others on the newest cohort.
+
+    The newest out-of-time cohort is, for the snapshot milestones (utilization, maturity),
+    the newest ``periods`` labelled snapshot dates (the dates the models are tested on);
+    for the tenure milestones (setup, activation), the accounts whose activation window
+    ended in the newest ``periods`` months with a known label. Retention is the label
+    ``retained``; setup, which is derived against activation, also gets the activation rate
+    (among accounts whose activation window has closed, newest ``periods`` months), and
+    that is the lift its review checks (``checked``).
+
+    Parameters
+    ----------
+    tenure, snapshots : DataFrame
+        The feature tables.
+    thresholds : mapping
+        The ``thresholds.json`` content.
+    periods : int, default 3
+        Snapshot dates or months in the cohort.
+    confidence : float, default 0.95
+        Level of the lift intervals (Katz log risk ratio).
+    min_group : int, default 20
+        Fewest accounts on each side for the lift to be judged (``enough_accounts``).
+
+    Returns
+    -------
+    dict
+        Per milestone: ``cohort`` (the dates or months), ``outcome``, ``n``, ``n_reached``,
+        ``n_not_reached``, ``rate_reached``, ``rate_not_reached``, ``lift``, ``lift_ci``,
+        ``enough_accounts``;
+        setup adds ``activation`` (the same fields against activation); ``checked`` names
+        the block whose lift is checked. None for a milestone without a rule or rows.
+    """
+    if not isinstance(periods, (int, np.integer)) or periods < 1:
+        raise ValueError(f"periods must be a positive integer, got {periods!r}")
+    _require(tenure, "tenure", [LABEL, "window_end"])
+    _require(snapshots, "snapshots", [LABEL, SNAPSHOT_KEY])
+    labelled_t = tenure.loc[_flag(tenure, "labelled") & tenure[LABEL].notna().to_numpy()]
+    in_t, months_t = _newest(labelled_t["window_end"], periods, by_month=True)
+    cohort_t = labelled_t.loc[in_t]
+    keep = snapshots[LABEL].notna().to_numpy().copy()
+    if "censored" in snapshots.columns:
+        keep &= ~snapshots["censored"].fillna(True).astype(bool).to_numpy()
+    snap = snapshots.loc[keep]
+    in_s, dates_s = _newest(snap[SNAPSHOT_KEY], periods, by_month=False)
+    cohort_s = snap.loc[in_s]
+
+    out: dict[str, dict | None] = {}
+    for name in MILESTONES:
+        rows, words = (cohort_t, months_t) if name in ("setup", "activation") else (cohort_s, dates_s)
+        reached = milestone_reached(rows, thresholds, name) if len(rows) else None
+        if reached is None:
+            out[name] = None
+            continue
+        block = {
+            "cohort": words,
+            "cohort_kind": "activation window ended in" if name in ("setup", "activation")
+            else "snapshot dates",
+            "outcome": "retention",
+            "n": len(rows),
+            **_compare(reached, rows[LABEL].to_numpy(dtype=float) > 0.5, confidence, min_group),
+            "checked": "retention",
+        }
+        if name == "setup":
+            closed = tenure.loc[_flag(tenure, "window_closed")]
+            in_c, months_c = _newest(closed["window_end"], periods, by_month=True)
+            closed = closed.loc[in_c]
+            act_t = _threshold(thresholds, "activation")
+            done = milestone_reached(closed, thresholds, "setup")
+            if act_t is not None and done is not None and len(closed):
+                activated = closed["activation_count"].fillna(0).to_numpy(dtype=float) >= act_t
+                block["activation"] = {
+                    "cohort": months_c,
+                    "outcome": "activation",
+                    "n": len(closed),
+                    **_compare(done, activated, confidence, min_group),
+                }
+                block["checked"] = "activation"
+        out[name] = block
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# against the previous champion
+# --------------------------------------------------------------------------------------
+
+
+def population_stability(expected: Sequence[float], actual: Sequence[float]) -> float:
+    """Population stability index of two distributions over the same bins.
+
+    ``sum((actual - expected) * ln(actual / expected))``, shares clipped at 1e-4 so that an
+    empty bin does not make it infinite.
+    """
+    e = np.clip(np.asarray(expected, dtype=float), _EPS, None)
+    a = np.clip(np.asarray(actual, dtype=float), _EPS, None)
+    if e.shape != a.shape:
+        raise ValueError(f"expected and actual must have the same bins, got {e.shape} and {a.shape}")
+    e, a = e / e.sum(), a / a.sum()
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _psi_band(psi: float) -> str:
+    return next(label for bound, label in PSI_BANDS if psi < bound)
+
+
+def prevalence_drift(previous: pd.DataFrame, current: pd.DataFrame) -> list[dict]:
+    """Prevalence drift of each feature: the PSI of its used / not used shares.
+
+    Parameters
+    ----------
+    previous, current : DataFrame
+        ``importance.csv`` of the two runs (``feature``, ``prevalence``).
+
+    Returns
+    -------
+    list of dict
+        One row per feature of either run, largest PSI first: ``feature``,
+        ``prevalence_previous``, ``prevalence_current``, ``change``, ``psi`` and ``band``
+        (``stable`` below 0.1, ``moderate`` to 0.25, ``major`` above; ``new`` or ``gone``
+        for a feature only one run has).
+    """
+    _require(previous, "previous", ["feature", "prevalence"])
+    _require(current, "current", ["feature", "prevalence"])
+    p = previous.set_index(previous["feature"].astype(str))["prevalence"]
+    c = current.set_index(current["feature"].astype(str))["prevalence"]
+    rows = []
+    for feature in sorted(set(p.index) | set(c.index)):
+        before = _num(p.get(feature))
+        after = _num(c.get(feature))
+        if before is None or after is None:
+            rows.append({"feature": feature, "prevalence_previous": before,
+                         "prevalence_current": after, "change": None, "psi": None,
+                         "band": "new" if before is None else "gone"})
+            continue
+        psi = population_stability([before, 1 - before], [after, 1 - after])
+        rows.append({"feature": feature, "prevalence_previous": before, "prevalence_current": after,
+                     "change": after - before, "psi": psi, "band": _psi_band(psi)})
+    rows.sort(key=lambda r: (r["psi"] is None, -(r["psi"] or 0.0), r["feature"]))
+    return rows
+
+
+def _threshold_row(name: str, before: Mapping | None, after: Mapping | None) -> dict:
+    prev = _num((before or {}).get("threshold"))
+    cur = _num((after or {}).get("threshold"))
+    ci = [_num(v) for v in ((before or {}).get("ci") or [None, None])][:2]
+    while len(ci) < 2:
+        ci.append(None)
+    outside = None
+    if cur is not None and ci[0] is not None and ci[1] is not None:
+        outside = bool(cur < ci[0] - 1e-9 or cur > ci[1] + 1e-9)
+    return {
+        "milestone": name,
+        "previous": prev,
+        "previous_ci": ci,
+        "current": cur,
+        "current_ci": [_num(v) for v in ((after or {}).get("ci") or [None, None])][:2],
+        "change": None if prev is None or cur is None else cur - prev,
+        "relative_change": _ratio(None if prev is None or cur is None else cur - prev, prev),
+        "outside_previous_ci": outside,
+    }
+
+
+def compare_thresholds(previous: Mapping, current: Mapping) -> list[dict]:
+    """Each threshold of ``current`` against ``previous`` (two ``thresholds.json`` contents).
+
+    Returns
+    -------
+    list of dict
+        One row per milestone and per maturity category (``milestone`` is
+        ``maturity.<category>``): ``previous``, ``previous_ci``, ``current``, ``current_ci``,
+        ``change``, ``relative_change`` and ``outside_previous_ci`` (None when the previous
+        interval is unknown). The setup row adds ``steps_added`` and ``steps_removed``.
+    """
+    rows = []
+    for name in MILESTONES:
+        row = _threshold_row(name, previous.get(name), current.get(name))
+        if name == "setup":
+            before = list((previous.get("setup") or {}).get("steps") or [])
+            after = list((current.get("setup") or {}).get("steps") or [])
+            row["steps_added"] = [s for s in after if s not in before]
+            row["steps_removed"] = [s for s in before if s not in after]
+        rows.append(row)
+    prev_cats = (previous.get("maturity") or {}).get("categories") or {}
+    cur_cats = (current.get("maturity") or {}).get("categories") or {}
+    for cat in list(cur_cats) + [c for c in prev_cats if c not in cur_cats]:
+        rows.append(_threshold_row(f"maturity.{cat}", prev_cats.get(cat), cur_cats.get(cat)))
+    return rows
+
+
+def compare_metrics(previous: Mapping, current: Mapping, names: Sequence[str] = ("gbm", "rf", "baseline")) -> list[dict]:
+    """Test ROC AUC of each model in both runs (``summary.json`` ``metrics`` blocks)."""
+    rows = []
+    for name in names:
+        before = _num((previous.get(name) or {}).get("roc_auc"))
+        after = _num((current.get(name) or {}).get("roc_auc"))
+        rows.append({"model": name, "previous": before, "current": after,
+                     "change": None if before is None or after is None else after - before})
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# warnings and the whole review
+# --------------------------------------------------------------------------------------
+
+
+def _f(v: float | None) -> str:
+    if v is None:
+        return "?"
+    return str(int(v)) if float(v).is_integer() else f"{v:.3g}"
+
+
+def review_warnings(cohort: Mapping, thresholds_change: Sequence[Mapping] | None, min_lift: float) -> list[dict]:
+    """The review's warnings: a lift below ``min_lift`` on the newest cohort, and a threshold
+    outside the previous champion's interval.
+
+    A lift measured on too few accounts (``enough_accounts`` False) is not judged.
+
+    Returns
+    -------
+    list of dict
+        ``kind`` (``low_lift`` or ``threshold_moved``), ``milestone`` and ``message``.
+    """
+    out = []
+    for name in MILESTONES:
+        block = cohort.get(name)
+        if not block:
+            continue
+        checked = block.get("activation") if block.get("checked") == "activation" else block
+        lift = checked.get("lift") if checked else None
+        if lift is not None and lift < min_lift and checked.get("enough_accounts", True):
+            what = "activation" if block.get("checked") == "activation" else "retention"
+            out.append({
+                "kind": "low_lift",
+                "milestone": name,
+                "message": (
+                    f"{name}: on the newest cohort, the {what} of accounts that reached it is "
+                    f"{lift:.3f} times the others' ({100 * (checked['rate_reached'] or 0):.1f}% vs "
+                    f"{100 * (checked['rate_not_reached'] or 0):.1f}%, {checked['n_reached']} and "
+                    f"{checked['n_not_reached']} accounts), below the bound {min_lift:g}"
+                ),
+            })
+    for row in thresholds_change or []:
+        if row.get("outside_previous_ci"):
+            lo, hi = row["previous_ci"]
+            out.append({
+                "kind": "threshold_moved",
+                "milestone": row["milestone"],
+                "message": (
+                    f"{row['milestone']}: the threshold moved from {_f(row['previous'])} to "
+                    f"{_f(row['current'])}, outside the previous champion's interval "
+                    f"{_f(lo)} to {_f(hi)}"
+                ),
+            })
+    return out
+
+
+def framework_review(
+    tenure: pd.DataFrame,
+    snapshots: pd.DataFrame,
+    thresholds: Mapping,
+    importance: pd.DataFrame,
+    metrics: Mapping,
+    *,
+    previous: Mapping | None = None,
+    min_lift: float = 1.05,
+    periods: int = 3,
+    confidence: float = 0.95,
+    min_group: int = 20,
+) -> dict:
+    """The framework review: the newest cohort, the change since the previous champion, and
+    the warnings (the content of ``review.json`` without its run identifiers).
+
+    Parameters
+    ----------
+    tenure, snapshots : DataFrame
+        The feature tables of this run.
+    thresholds : mapping
+        This run's ``thresholds.json`` content.
+    importance : DataFrame
+        This run's ``importance.csv``.
+    metrics : mapping
+        This run's test metrics (``summary.json`` ``metrics``).
+    previous : mapping, optional
+        The previous champion run: ``thresholds``, ``importance`` (DataFrame), ``metrics``
+        and optionally ``run_id`` and ``as_of``. None when there is no champion yet.
+    min_lift : float, default 1.05
+        The bound under which a milestone's lift on the newest cohort is a warning.
+    periods, confidence, min_group : see :func:`cohort_review`.
+
+    Returns
+    -------
+    dict
+        ``min_lift``, ``cohort``, ``previous`` (None or ``run_id``, ``as_of``,
+        ``thresholds``, ``prevalence_drift``, ``auc``), ``warnings`` and ``status``
+        (``ok`` or ``warning``).
+    """
+    if not min_lift > 0:
+        raise ValueError(f"min_lift must be positive, got {min_lift!r}")
+    cohort = cohort_review(
+        tenure, snapshots, thresholds, periods=periods, confidence=confidence, min_group=min_group
+    )
+    compared = None
+    if previous is not None:
+        compared = {
+            "run_id": previous.get("run_id"),
+            "as_of": previous.get("as_of"),
+            "thresholds": compare_thresholds(previous.get("thresholds") or {}, thresholds),
+            "prevalence_drift": (
+                prevalence_drift(previous["importance"], importance)
+                if previous.get("importance") is not None else []
+            ),
+            "auc": compare_metrics(previous.get("metrics") or {}, metrics),
+        }
+    warnings = review_warnings(cohort, compared["thresholds"] if compared else None, min_lift)
+    return {
+        "min_lift": float(min_lift),
+        "min_group": int(min_group),
+        "cohort": cohort,
+        "previous": compared,
+        "warnings": warnings,
+        "status": "warning" if warnings else "ok",
+    }
