@@ -6,7 +6,6 @@ imported inside the commands so that ``milestones --help`` stays instant.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -166,18 +165,21 @@ def validate(
 
     def body():
         from flows.config import load_config
-        from flows.pipeline import InvalidInputError, default_out, open_inputs, validation_sidecar
-        from flows.publish import write_text_atomic
+        from flows.pipeline import (
+            InvalidInputError,
+            default_out,
+            validate_and_record,
+            validation_sidecar,
+        )
 
         cfg = load_config(config, engine=engine, **{"data.as_of": as_of})
-        target = validation_sidecar(Path(out).resolve() if out else default_out(cfg))
+        out_dir = Path(out).resolve() if out else default_out(cfg)
+        target = validation_sidecar(out_dir)
         try:
-            inputs = open_inputs(cfg)
-        except InvalidInputError as exc:
-            write_text_atomic(target, json.dumps(exc.args[1], indent=2, default=str))
+            inputs = validate_and_record(cfg, out_dir)
+        except InvalidInputError:
             typer.echo(f"validation result: {target}", err=True)
             raise
-        write_text_atomic(target, json.dumps(inputs.validation, indent=2, default=str))
         typer.echo(f"all rules pass (as_of {inputs.as_of}); result: {target}")
 
     _guard(body)

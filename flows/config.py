@@ -131,6 +131,12 @@ class ThresholdsConfig(_Model):
     min_side_share: Share = Field(default=0.05, description="Minimum share of rows on each side.")
     bootstrap: PosInt = 200
     confidence: Share = 0.95
+    utilization_after_onboarding: bool = Field(
+        default=True,
+        description="Derive the utilization threshold only on snapshots whose utilization "
+        "window starts after the activation window (tenure >= activation + utilization "
+        "window days): a younger account's rate mixes onboarding volume into usage.",
+    )
 
 
 class ModelsConfig(_Model):
@@ -146,6 +152,16 @@ class ModelsConfig(_Model):
     )
     n_estimators: PosInt = 200
     permutation_repeats: PosInt = 5
+    breadth: bool = Field(
+        default=True,
+        description="Let the models see, per maturity category, how many of its features a "
+        "row used (computed inside the models, so importance stays per feature).",
+    )
+    importance_rows: Literal["held_out", "test"] = Field(
+        default="held_out",
+        description="Rows for permutation importance: every labelled row of the accounts "
+        "kept out of training (several times the test set's churners), or the test set only.",
+    )
 
 
 class ImportanceConfig(_Model):
@@ -154,6 +170,19 @@ class ImportanceConfig(_Model):
     )
     min_importance: float = Field(
         default=0.002, ge=0, description="Minimum permutation importance (AUC drop)."
+    )
+    lift_snapshots: PosInt = Field(
+        default=24,
+        description="Newest labelled snapshot dates pooled for the retention lifts "
+        "(cluster-robust intervals over accounts); prevalence uses the newest only.",
+    )
+    intensity_rule: bool = Field(
+        default=True,
+        description="A feature above the band whose intensity (count per seat) predicts "
+        "retention within plans, and that is important, is a milestone candidate.",
+    )
+    max_rows: PosInt | None = Field(
+        default=10_000, description="Rows sampled for the permutation importance (None: all)."
     )
 
 

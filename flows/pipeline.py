@@ -106,6 +106,19 @@ def validate_task(cfg: Config) -> Inputs:
     return open_inputs(cfg)
 
 
+def validate_and_record(cfg: Config, out_dir: Path, validate: Any = open_inputs) -> Inputs:
+    """Validate the inputs and keep the result beside the output folder, pass or fail."""
+    target = validation_sidecar(out_dir)
+    try:
+        inputs = validate(cfg)
+    except InvalidInputError as exc:
+        details = exc.args[1] if len(exc.args) > 1 else {"error": str(exc)}
+        write_text_atomic(target, json.dumps(details, indent=2, default=str))
+        raise
+    write_text_atomic(target, json.dumps(inputs.validation, indent=2, default=str))
+    return inputs
+
+
 def build_feature_tables(
     cfg: Config, inputs: Inputs, stage: Stage | None = None, *, training: bool = True
 ) -> FeatureTables:
@@ -218,7 +231,12 @@ def model_input_example(models: Any, frame: pd.DataFrame, rows: int = 5) -> pd.D
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(cfg: Config, tables: FeatureTables) -> dict:
     from models.importance import rank_features
-    from models.training import RetentionModels, out_of_time_split, stratified_sample
+    from models.training import (
+        RetentionModels,
+        held_out_rows,
+        out_of_time_split,
+        stratified_sample,
+    )
 
     train, test = out_of_time_split(
         tables.snapshots,
@@ -233,20 +251,26 @@ def train_task(cfg: Config, tables: FeatureTables) -> dict:
             "against the data period)"
         )
     sample = stratified_sample(train, cfg.models.row_budget, random_state=cfg.seed)
+    categories = dict(cfg.milestones.maturity.categories) if cfg.models.breadth else None
     models = RetentionModels(
-        n_estimators=cfg.models.n_estimators, random_state=cfg.seed, n_jobs=2
+        n_estimators=cfg.models.n_estimators, random_state=cfg.seed, n_jobs=2,
+        categories=categories,
     ).fit(sample)
     evaluation = models.evaluate(test)
     calibration = evaluation.pop("calibration")
     labelled = tables.snapshots[~tables.snapshots["censored"].astype(bool)]
+    held_out = held_out_rows(tables.snapshots, train)
     importance = rank_features(
         models,
-        test,
+        held_out if cfg.models.importance_rows == "held_out" else test,
         labelled,
         tables.events,
         prevalence_band=tuple(cfg.importance.prevalence_band),
         min_importance=cfg.importance.min_importance,
         n_repeats=cfg.models.permutation_repeats,
+        max_rows=cfg.importance.max_rows,
+        lift_snapshots=cfg.importance.lift_snapshots,
+        intensity_rule=cfg.importance.intensity_rule,
         random_state=cfg.seed,
     )
     return {
@@ -255,7 +279,10 @@ def train_task(cfg: Config, tables: FeatureTables) -> dict:
         "calibration": calibration,
         "importance": importance,
         "example": model_input_example(models, test),
-        "rows": {"train": len(train), "sampled": len(sample), "test": len(test)},
+        "rows": {
+            "train": len(train), "sampled": len(sample), "test": len(test),
+            "importance": len(held_out) if cfg.models.importance_rows == "held_out" else len(test),
+        },
     }
 
 
@@ -285,6 +312,11 @@ def thresholds_task(cfg: Config, tables: FeatureTables) -> dict:
         utilization_event=m.utilization.event,
         utilization_period_days=m.utilization.period_days,
         utilization_per_seat=m.utilization.per_seat,
+        utilization_min_tenure_days=(
+            m.activation.window_days + m.utilization.window_days
+            if cfg.thresholds.utilization_after_onboarding
+            else None
+        ),
         maturity_window_days=m.maturity.window_days,
         setup_window_days=m.setup.window_days,
     )
@@ -405,15 +437,7 @@ def pipeline(
     staging = staging_dir(out_dir)
     try:
         with Stage(1, STAGES, "validate the inputs") as st:
-            try:
-                inputs = validate_task(cfg)
-            except InvalidInputError as exc:
-                details = exc.args[1] if len(exc.args) > 1 else {"error": str(exc)}
-                write_text_atomic(validation_sidecar(out_dir), json.dumps(details, indent=2, default=str))
-                raise
-            write_text_atomic(
-                validation_sidecar(out_dir), json.dumps(inputs.validation, indent=2, default=str)
-            )
+            inputs = validate_and_record(cfg, out_dir, validate_task)
             st.note("all rules pass; as_of %s", inputs.as_of)
         with Stage(2, STAGES, "build the feature tables") as st:
             tables = features_task(cfg, inputs)

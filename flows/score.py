@@ -17,24 +17,18 @@ from prefect.cache_policies import NO_CACHE
 from flows.config import Config, load_config
 from flows.pipeline import (
     FeatureTables,
-    InvalidInputError,
     build_feature_tables,
     compute_scores,
     default_out,
     history_path,
-    open_inputs,
-    validation_sidecar,
+    validate_and_record,
+    validate_task,
 )
-from flows.publish import discard, publish, recover, staging_dir, write_text_atomic
+from flows.publish import discard, publish, recover, staging_dir
 from flows.runtime import Stage
 
 log = logging.getLogger("milestones")
 STAGES = 5
-
-
-@task(name="validate", cache_policy=NO_CACHE)
-def _validate(cfg: Config):
-    return open_inputs(cfg)
 
 
 @task(name="features", cache_policy=NO_CACHE)
@@ -80,13 +74,7 @@ def score_flow(
             thresholds = json.loads((staging / "thresholds.json").read_text())
             log.info("      model version %s from run %s", best["version"], best["run_id"])
         with Stage(2, STAGES, "validate the inputs"):
-            try:
-                inputs = _validate(cfg)
-            except InvalidInputError as exc:
-                details = exc.args[1] if len(exc.args) > 1 else {"error": str(exc)}
-                write_text_atomic(validation_sidecar(out_dir), json.dumps(details, indent=2, default=str))
-                raise
-            write_text_atomic(validation_sidecar(out_dir), json.dumps(inputs.validation, indent=2, default=str))
+            inputs = validate_and_record(cfg, out_dir, validate_task)
         with Stage(3, STAGES, "build the rows at as_of") as st:
             tables = _features(cfg, inputs)
             st.note("%d live accounts at %s", len(tables.current), inputs.as_of)

@@ -77,7 +77,7 @@ def test_mlflow_run_and_champion(runs):
     mlflow.set_registry_uri(uri)
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name("milestones-demo")
-    found = client.search_runs([exp.experiment_id])
+    found = client.search_runs([exp.experiment_id], filter_string="attributes.run_name LIKE 'pipeline%'")
     assert len(found) == 2
     run = found[0]
     assert "gbm_roc_auc" in run.data.metrics and "threshold_activation" in run.data.metrics
