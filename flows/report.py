@@ -409,7 +409,7 @@ def _binned_axes(ax, block: dict, *, outcome: str, metric: str, compact: bool = 
     rate = np.array([b["rate"] for b in bins], dtype=float)
     n = np.array([b["n"] for b in bins], dtype=float)
     low, high = zip(*(_wilson(r * k, k) for r, k in zip(rate, n)))
-    err = np.vstack([rate - np.array(low), np.array(high) - rate])
+    err = np.clip(np.vstack([rate - np.array(low), np.array(high) - rate]), 0, None)
     t = block.get("threshold")
     t_pos = _position(t, bins)
     colours = [REACHED if (t_pos is not None and xi > t_pos) else NOT_REACHED for xi in x]

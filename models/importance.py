@@ -9,7 +9,9 @@ that churn less. This module ranks product features (events) more honestly:
 - :func:`impurity_importance`: the random forest's impurity importance per feature, kept
   only as a labelled, biased reference;
 - :func:`adoption_table`: prevalence of each feature and its retention lift, crude and
-  stratified by plan (Mantel-Haenszel, :func:`risk_ratio`, :func:`mantel_haenszel_risk_ratio`);
+  stratified by plan (Mantel-Haenszel, :func:`risk_ratio`, :func:`mantel_haenszel_risk_ratio`),
+  optionally pooled over several snapshot dates with account-clustered intervals, and the
+  intensity lift (heavier vs lighter users) that a near-universal feature needs;
 - :func:`assign_verdicts`: one verdict per feature (:data:`VERDICTS`) with a plain reason;
 - :func:`rank_features`: all of the above as the ``importance.csv`` table
   (:data:`IMPORTANCE_COLUMNS`).
@@ -798,10 +800,13 @@ def rank_features(
     models : RetentionModels
         Fitted models.
     test_df : DataFrame
-        Held-out labelled rows (the out-of-time test set) for the permutation and SHAP
-        importance.
+        Held-out labelled rows for the permutation and SHAP importance: the out-of-time
+        test set, or every row of the accounts kept out of training
+        (:func:`models.training.held_out_rows`), which gives far less noisy per-feature
+        importances.
     snapshots_labelled : DataFrame
-        Snapshot rows for :func:`adoption_table` (its newest labelled snapshot date is used).
+        Snapshot rows for :func:`adoption_table` (prevalence at its newest labelled
+        snapshot date, lifts over the newest ``lift_snapshots`` dates).
     events : sequence of str, optional
         Features to rank; default: the features the models were fitted on.
     n_repeats, max_rows : see :func:`grouped_permutation_importance`

@@ -753,7 +753,8 @@ class RetentionModels(BaseEstimator):
         contrib = contrib[:, :-1]  # the last column is the bias
         position = {c: i for i, c in enumerate(self.model_columns_)}
         out = {
-            f: contrib[:, [position[c] for c in cols]].sum(axis=1) for f, cols in self.groups_.items()
+            f: contrib[:, [position[c] for c in cols]].sum(axis=1)
+            for f, cols in self.groups_.items()
         }
         for name, idx in self.breadth_.items():
             share = contrib[:, position[breadth_col(name)]]

@@ -1,6 +1,6 @@
 """The framework review: its computations on literal frames, then two consecutive demo runs
 through the CLI, Prefect and MLflow, the second on data whose utilization and activation
-thresholds moved (every ``conversation_closed`` event logged three times).
+thresholds moved (every ``conversation_closed`` event logged six times).
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ FAST = {
 _RUNS: dict = {}
 
 
-def _shifted_events(src: str, dst: Path, copies: int = 3) -> Path:
+def _shifted_events(src: str, dst: Path, copies: int = 6) -> Path:
     """The events with every conversation_closed logged ``copies`` times (seconds apart)."""
     import pyarrow as pa
     import pyarrow.compute as pc
