@@ -3,7 +3,7 @@
 One module-scoped fixture generates the demo at its default size (5,000 accounts, seed 0),
 builds the feature tables once through the pipeline's own functions, trains once and
 derives the thresholds once; every test reads the planted values from ``truth.json``.
-About 40 s on two cores, hence the ``slow`` marker: run with ``pytest -m slow``.
+About 40 s on two cores; part of the default run, since these are the acceptance tests.
 
 At the end, fast checks (small frames, no marker) of the pieces the demo needed: the
 pooled lift's account-clustered interval, the intensity rule, the breadth columns of the
@@ -31,7 +31,6 @@ from models.training import RetentionModels, held_out_rows, out_of_time_split
 from conftest import demo_config_text  # tests/conftest.py, as the flow tests import it
 
 SEED = 0  # write_demo's default
-slow = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +63,6 @@ def _within(value: float, planted: float, tolerance: float) -> bool:
 # --------------------------------------------------------------------------- issue 4
 
 
-@slow
 def test_activation_threshold_recovered_within_10_percent(demo):
     planted = demo.truth["activation"]["threshold"]
     block = demo.thresholds["activation"]
@@ -77,7 +75,6 @@ def test_activation_threshold_recovered_within_10_percent(demo):
     assert inactivity["ratio"] < 0.7, inactivity
 
 
-@slow
 def test_per_seat_utilization_threshold_recovered_within_15_percent(demo):
     planted = demo.truth["utilization"]["threshold"]
     block = demo.thresholds["utilization"]
@@ -90,7 +87,6 @@ def test_per_seat_utilization_threshold_recovered_within_15_percent(demo):
     assert raw["raw"]["phi"] < raw["per_seat"]["phi"]
 
 
-@slow
 def test_maturity_thresholds_recovered_exactly(demo):
     maturity = demo.thresholds["maturity"]
     derived = {name: block["threshold"] for name, block in maturity["categories"].items()}
@@ -99,7 +95,6 @@ def test_maturity_thresholds_recovered_exactly(demo):
     assert not maturity["pinned"]
 
 
-@slow
 def test_setup_selects_exactly_the_true_steps(demo):
     setup = demo.thresholds["setup"]
     truth = demo.truth["setup"]
@@ -110,7 +105,6 @@ def test_setup_selects_exactly_the_true_steps(demo):
         assert not setup["candidates"][step]["selected"]
 
 
-@slow
 def test_same_data_and_seed_give_the_same_thresholds(demo):
     again = thresholds_task.fn(demo.cfg, demo.tables)
     assert json.dumps(again, sort_keys=True) == json.dumps(demo.thresholds, sort_keys=True)
@@ -119,7 +113,6 @@ def test_same_data_and_seed_give_the_same_thresholds(demo):
 # --------------------------------------------------------------------------- issue 3
 
 
-@slow
 def test_planted_drivers_are_milestone_candidates(demo):
     drivers = demo.truth["features"]["drivers"]
     wrong = {f: demo.verdict[f] for f in drivers if demo.verdict[f] != "milestone_candidate"}
@@ -129,7 +122,6 @@ def test_planted_drivers_are_milestone_candidates(demo):
     assert "intensity" in reasons[demo.truth["activation"]["event"]]
 
 
-@slow
 def test_niche_table_stakes_and_noise_features(demo):
     features = demo.truth["features"]
     for f in features["niche"]:
@@ -140,7 +132,6 @@ def test_niche_table_stakes_and_noise_features(demo):
         assert demo.verdict[f] == "no_signal", (f, demo.verdict[f])
 
 
-@slow
 def test_usage_models_beat_the_plan_and_seats_baseline(demo):
     metrics = demo.trained["metrics"]
     baseline = metrics["baseline"]["roc_auc"]
@@ -148,7 +139,6 @@ def test_usage_models_beat_the_plan_and_seats_baseline(demo):
     assert metrics["rf"]["roc_auc"] > baseline + 0.05, metrics
 
 
-@slow
 def test_retention_probabilities_are_calibrated(demo):
     table = demo.trained["calibration"]
     table = table[table["count"] > 0]
@@ -160,7 +150,6 @@ def test_retention_probabilities_are_calibrated(demo):
     assert abs(predicted - observed) < 0.03, (predicted, observed)
 
 
-@slow
 def test_more_use_of_a_true_driver_does_not_lower_predicted_retention(demo):
     cfg, models = demo.cfg, demo.trained["models"]
     _, test = out_of_time_split(
