@@ -234,11 +234,10 @@ def child_features(meta: dict, params: dict, settings: dict) -> dict:
     _duckdb_settings(con, settings)
     acc_raw, ev_raw = io.read_inputs(con, io.Source(meta["accounts"]), io.Source(meta["events"]))
     accounts, events = io.typed_accounts(acc_raw), io.typed_events(ev_raw)
-    daily = tables.daily_aggregate(events, as_of=as_of).cache()
+    daily = tables.daily_aggregate(accounts, events, as_of=as_of, cache=True)
     names = tables.event_names(daily)
     phase("read+daily", events=len(names))
     tenure = tables.tenure_table(
-        accounts,
         daily,
         as_of=as_of,
         events=names,
@@ -251,7 +250,7 @@ def child_features(meta: dict, params: dict, settings: dict) -> dict:
         inactivity_period_days=INACTIVITY_PERIOD_DAYS,
         inactivity_horizon_days=INACTIVITY_HORIZON_DAYS,
     )
-    tenure_t = con.create_table("bench_tenure", tenure, temp=True, overwrite=True)
+    tenure_t = tables.materialise(con, "bench_tenure", tenure)
     n_tenure = int(tenure_t.count().execute())
     phase("tenure", rows=n_tenure, columns=len(tenure_t.columns))
     first = accounts.signup_at.min().execute()
@@ -264,7 +263,6 @@ def child_features(meta: dict, params: dict, settings: dict) -> dict:
     if [d.isoformat() for d in dates] != meta["snapshot_dates"]:
         raise RuntimeError(f"snapshot dates differ from the baselines': {dates}")
     snaps = tables.snapshot_table(
-        accounts,
         daily,
         dates=dates,
         as_of=as_of,
@@ -278,7 +276,7 @@ def child_features(meta: dict, params: dict, settings: dict) -> dict:
         horizon_days=params["horizon_days"],
         activation_window_days=params["activation_window_days"],
     )
-    snaps_t = con.create_table("bench_snapshots", snaps, temp=True, overwrite=True)
+    snaps_t = tables.materialise(con, "bench_snapshots", snaps)
     n_snaps = int(snaps_t.count().execute())
     phase("snapshots", rows=n_snaps, columns=len(snaps_t.columns))
     total, cpu = time.perf_counter() - t0, _cpu() - c0

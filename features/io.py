@@ -103,7 +103,15 @@ def read_source(con, source: Source, name: str) -> Table:
         attached = con.raw_sql("SELECT database_name FROM duckdb_databases()").fetchall()
         if (alias,) not in attached:
             con.raw_sql(f"ATTACH '{db}' AS {alias} (READ_ONLY)")
-        tables = con.list_tables(database=(alias, "main"))
+        # (Ibis' list_tables calls an API that DuckDB 2.0 removed: ask the catalog directly)
+        tables = [
+            r[0]
+            for r in con.raw_sql(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = ? "
+                "UNION ALL SELECT view_name FROM duckdb_views() WHERE database_name = ?",
+                parameters=[alias, alias],
+            ).fetchall()
+        ]
         if source.location not in tables:
             raise ValueError(
                 f"data.{name}: no table '{source.location}' in {db} (tables: {', '.join(tables)})"
@@ -135,14 +143,43 @@ def as_utc_timestamp(col: Value) -> Value:
     """
     dtype = col.type()
     if dtype.is_timestamp():
-        return col.cast(idt.Timestamp()) if dtype.timezone is not None else col
+        return _zoned_to_naive(col) if dtype.timezone is not None else col
     if dtype.is_date():
         return col.cast(idt.Timestamp())
     if dtype.is_string():
         trimmed = col.strip()
         text = ibis.ifelse(trimmed == "", ibis.null(idt.string), trimmed)
-        return text.try_cast(idt.Timestamp(timezone="UTC")).cast(idt.Timestamp())
-    return col.try_cast(idt.Timestamp(timezone="UTC")).cast(idt.Timestamp())
+        return _zoned_to_naive(text.try_cast(idt.Timestamp(timezone="UTC")))
+    return _zoned_to_naive(col.try_cast(idt.Timestamp(timezone="UTC")))
+
+
+def _builtin(name: str, inputs: tuple, output):
+    """An engine function called by its name (an Ibis builtin scalar UDF)."""
+
+    def stub(*args): ...
+
+    stub.__name__ = name
+    return ibis.udf.scalar.builtin(stub, name=name, signature=(inputs, output))
+
+
+def _backend_name(expr: Value) -> str | None:
+    try:
+        return expr._find_backend().name
+    except Exception:  # an expression bound to no backend yet
+        return None
+
+
+def _zoned_to_naive(col: Value) -> Value:
+    """A zoned timestamp as a naive UTC one.
+
+    On DuckDB it is rebuilt from its epoch in microseconds: the plain cast goes through the
+    ICU time-zone library, and at 10M events that cost 0.6 s of the 0.9 s daily aggregate.
+    """
+    if _backend_name(col) == "duckdb":
+        epoch_us = _builtin("epoch_us", (col.type(),), idt.int64)
+        make_timestamp = _builtin("make_timestamp", (idt.int64,), idt.Timestamp())
+        return make_timestamp(epoch_us(col))
+    return col.cast(idt.Timestamp())
 
 
 def typed_accounts(raw: Table) -> Table:

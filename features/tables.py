@@ -19,30 +19,35 @@ Time rules (the heart of point-in-time correctness):
   the tables ignore daily rows after ``as_of``'s date.
 
 How the work is shaped (it decides the speed; measured on the demo data at 10M events, where
-the first version of this module spent 27 s on the tenure table and 6-9 s on the snapshots):
+the first version of this module spent 27 s on the tenure table and 6-9 s on the snapshots,
+and the current one about 3.3 s for the aggregate and both tables):
 
-- the daily aggregate tests ``as_of`` inside its aggregates, not in a WHERE clause, so that each
-  timestamp is converted once;
-- every wide table is built in two aggregation steps: first per (account, [snapshot,] event)
-  with a handful of window sums, then one pivot per account (and snapshot) with one
-  conditional aggregate per output column over those far fewer rows;
+- accounts and events travel as integer keys (``Daily``), joined to the raw events before
+  the one large grouping; a zoned ``occurred_at`` becomes naive UTC by arithmetic on its
+  epoch (see ``features.io``), not through the time-zone library;
+- every wide table is built in two aggregation steps over far fewer rows than events: per
+  (account, event) window sums, then one pivot per account (tenure); per (account, event,
+  segment) sums, then one pivot per (account, segment) (snapshots);
 - conditional aggregates are written ``agg(if(cond, x, null))``: with dozens of aggregates in
   one GROUP BY, DuckDB runs this form several times faster than ``agg(x) FILTER (WHERE cond)``
   or ``sum(if(cond, x, 0))``; integer sums run in float64 (DuckDB's 128-bit integer sums
   made the snapshot table 2.5 times slower at 100M events) and a pivot picks its one value
   per group with max();
 - snapshot windows: daily rows are summed over segments of days (runs that every window holds
-  whole or not at all) and only these sums meet the snapshots, by equality joins on small
-  in-memory tables, instead of a range join of every daily row with every snapshot (a nested
-  loop on Spark); events travel as integer codes, and an event's trailing count and active
-  days are packed in one integer through the pivot.
+  whole or not at all), pivoted, and only these wide rows meet the snapshots, by an equality
+  join on a small in-memory table, instead of a range join of every daily row with every
+  snapshot (a nested loop on Spark); an event's count and active days travel packed in one
+  integer;
+- the tables leave their row order unspecified (:func:`to_frame` sorts when fetching).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import ibis
 import pyarrow as pa
@@ -50,43 +55,111 @@ from ibis.expr.types import Table, Value
 
 from features.columns import feature_col, maturity_col, setup_col
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def daily_aggregate(events: Table, *, as_of: dt.datetime | None = None) -> Table:
+
+@dataclass(frozen=True)
+class Daily:
+    """The in-engine (account, event, day) aggregate that every feature window is built from.
+
+    Accounts and events travel as integer keys, which the engine joins and groups faster
+    than their names (at 10M events: the aggregate in 0.9 s instead of 1.2 s, and each later
+    grouping a third to a half faster).
+
+    Attributes
+    ----------
+    table : Table
+        ``aid`` (account key), ``code`` (event code), ``day`` (UTC date), ``n`` (events),
+        ``qty`` (sum of quantity): one row per (aid, code, day) that has an event.
+    accounts : Table
+        The typed accounts with their key ``aid`` (0, 1, ... in ``account_id`` order).
+    codes : tuple of str
+        Event names by code: the name of code ``c`` is ``codes[c]``.
+    """
+
+    table: Table
+    accounts: Table
+    codes: tuple[str, ...]
+
+    def code(self, event: str) -> int:
+        """The code of ``event``; -1 (no row has it) for an event never seen."""
+        return self.codes.index(event) if event in self.codes else -1
+
+    def named(self) -> Table:
+        """The aggregate with names: ``account_id``, ``event``, ``day``, ``n``, ``qty``."""
+        t = self.table.join(self.accounts.select("aid", "account_id"), "aid")
+        t = t.join(_codes_table(self.codes), "code")
+        return t.select("account_id", "event", "day", "n", "qty")
+
+
+def _codes_table(codes: Sequence[str]) -> Table:
+    return ibis.memtable(
+        pa.table(
+            {
+                "event": pa.array(list(codes), pa.string()),
+                "code": pa.array(range(len(codes)), pa.int32()),
+            }
+        )
+    )
+
+
+def daily_aggregate(
+    accounts: Table, events: Table, *, as_of: dt.datetime | None = None, cache: bool = False
+) -> Daily:
     """Reduce typed events to one row per (account, event, day).
 
     Parameters
     ----------
-    events : Table
-        Typed events (``features.io.typed_events``).
+    accounts, events : Table
+        Typed inputs (``features.io.typed_accounts``, ``features.io.typed_events``). Events
+        of an account missing from ``accounts`` are left out (validation reports them).
     as_of : datetime, optional
         Naive UTC; events after it are left out (nothing from the future reaches a feature).
+    cache : bool
+        Compute the keyed accounts and the aggregate once in the engine (temporary tables on
+        DuckDB, cached on Spark), for the several tables built from them.
 
     Returns
     -------
-    Table
-        ``account_id``, ``event``, ``day`` (date), ``n`` (events), ``qty`` (sum of quantity).
+    Daily
     """
-    ev = events.filter(events.account_id.notnull(), events.event.notnull())
-    as_of = None if as_of is None else _naive_utc(as_of)
-    keys = dict(account_id=ev.account_id, event=ev.event, day=ev.occurred_at.date())
-    if as_of is None:
-        ev = ev.filter(ev.occurred_at.notnull())
-        return ev.group_by(**keys).aggregate(n=ev.count(), qty=ev.quantity.sum())
-    # The as_of test sits inside the aggregates rather than in a WHERE clause: the engine then
-    # converts each timestamp once (a filter repeats the conversion); at 10M events this scan,
-    # the largest, costs 2.8 CPU-s instead of 4.5. Groups left without an event (all after
-    # as_of, or a null time) are dropped.
-    on_time = ev.occurred_at <= ibis.literal(as_of, "timestamp")
-    daily = ev.group_by(**keys).aggregate(
-        n=ev.count(where=on_time), qty=ev.quantity.sum(where=on_time)
+    keyed = accounts.mutate(
+        aid=ibis.row_number().over(order_by=accounts.account_id).cast("int32")
     )
-    return daily.filter(daily.n > 0)
+    if cache:
+        keyed = _cache(keyed)
+    ev = events.filter(events.account_id.notnull(), events.event.notnull())
+    if as_of is not None:
+        ev = ev.filter(ev.occurred_at <= ibis.literal(_naive_utc(as_of), "timestamp"))
+    else:
+        ev = ev.filter(ev.occurred_at.notnull())
+    # The names come from the raw column, a cheap scan (the timestamps are not read).
+    names = events.select("event").distinct().to_pyarrow().column("event").to_pylist()
+    codes = tuple(sorted(str(n) for n in names if n is not None))
+    ev = ev.join(keyed.select("account_id", "aid"), "account_id")
+    ev = ev.join(_codes_table(codes), "event")
+    table = ev.group_by(aid=ev.aid, code=ev.code, day=ev.occurred_at.date()).aggregate(
+        n=ev.count(), qty=ev.quantity.sum()
+    )
+    if cache:
+        table = _cache(table)
+    return Daily(table, keyed, codes)
 
 
-def event_names(daily: Table) -> list[str]:
-    """The distinct product events, sorted (a small query)."""
-    names = daily.select("event").distinct().to_pyarrow().column("event").to_pylist()
-    return sorted(str(n) for n in names if n is not None)
+def _cache(expr: Table, con=None) -> Table:
+    """``expr.cache()``, working around Ibis' PySpark backend, whose cache does not register
+    the in-memory tables (``ibis.memtable``) that the expression reads: a view does."""
+    con = con if con is not None else expr._find_backend()
+    if con.name == "duckdb":
+        return expr.cache()
+    return con.create_view(ibis.util.gen_name("ms_view"), expr, overwrite=True).cache()
+
+
+def event_names(daily: Daily) -> list[str]:
+    """The product events that have a daily row, sorted (a small query)."""
+    present = daily.table.select("code").distinct().to_pyarrow().column("code").to_pylist()
+    return sorted(daily.codes[c] for c in present if c is not None)
 
 
 def _alive_at(accounts: Table, ts) -> ibis.Value:
@@ -95,7 +168,7 @@ def _alive_at(accounts: Table, ts) -> ibis.Value:
 
 
 def _attributes(accounts: Table) -> list[str]:
-    core = {"account_id", "signup_at", "churned_at", "seats", "plan"}
+    core = {"aid", "account_id", "signup_at", "churned_at", "seats", "plan"}
     return [c for c in accounts.columns if c not in core]
 
 
@@ -138,8 +211,7 @@ def _as_date(value) -> dt.date:
 
 
 def tenure_table(
-    accounts: Table,
-    daily: Table,
+    daily: Daily,
     *,
     as_of: dt.datetime,
     events: Sequence[str],
@@ -156,10 +228,9 @@ def tenure_table(
 
     Parameters
     ----------
-    accounts : Table
-        Typed accounts.
-    daily : Table
-        The (account, event, day) aggregate from :func:`daily_aggregate`.
+    daily : Daily
+        The (account, event, day) aggregate and the keyed accounts, from
+        :func:`daily_aggregate`.
     as_of : datetime
         Naive UTC scoring date; accounts that sign up after it have no row, and labels whose
         date lies after it are left null.
@@ -175,15 +246,17 @@ def tenure_table(
     as_of = _naive_utc(as_of)
     as_of_date = ibis.literal(as_of.date(), "date")
 
+    accounts = daily.accounts
     acc = accounts.filter(accounts.signup_at <= ibis.literal(as_of, "timestamp"))
     acc = acc.mutate(signup_date=acc.signup_at.date())
-    keys = acc.select("account_id", "signup_date")
-    d = daily.filter(daily.day <= as_of_date).join(keys, "account_id")
-    d = d.select("account_id", "event", "n", di=d.day.delta(d.signup_date, unit="day"))
+    keys = acc.select("aid", "signup_date")
+    dt_ = daily.table
+    d = dt_.filter(dt_.day <= as_of_date).join(keys, "aid")
+    d = d.select("aid", "code", "n", di=d.day.delta(d.signup_date, unit="day"))
     d = d.filter(d.di >= 0, d.di < max(sw, aw, gw, horizon_end))
 
     # Step 1, per (account, event): the window sums, over the raw daily rows.
-    is_activation = d.event == activation_event
+    is_activation = d.code == daily.code(activation_event)
     step1: dict[str, Value] = {
         "_sw": _sum(_if(d.di < sw, d.n)),
         "_gw": _sum(_if(d.di < gw, d.n)),
@@ -193,24 +266,24 @@ def tenure_table(
     for k in range(periods):
         lo, hi = aw + k * period, aw + (k + 1) * period
         step1[f"_post_{k}"] = _sum(_if(is_activation & (d.di >= lo) & (d.di < hi), d.n))
-    per_event = d.group_by("account_id", "event").aggregate(**step1)
+    per_event = d.group_by("aid", "code").aggregate(**step1)
 
     # Step 2, per account: one column per (event, window), over the per-event rows. A group
     # holds one row per event, so max() picks that event's value.
     p = per_event
     aggs: dict[str, Value] = {}
     for step in setup_steps:
-        aggs[setup_col(step)] = _if(p.event == step, p["_sw"]).max()
-    aggs["activation_count"] = _if(p.event == activation_event, p["_aw"]).max()
+        aggs[setup_col(step)] = _if(p.code == daily.code(step), p["_sw"]).max()
+    aggs["activation_count"] = _if(p.code == daily.code(activation_event), p["_aw"]).max()
     for k in range(periods):
         aggs[f"_post_{k}"] = p[f"_post_{k}"].max()  # only the activation event's row has one
     for e in events:
-        aggs[f"gw__{e}"] = _if(p.event == e, p["_gw"]).max()
-        aggs[f"aw__{e}"] = _if(p.event == e, p["_aw"]).max()
-        aggs[f"ttf__{e}"] = _if(p.event == e, p["_ttf"]).min()
-    per_account = p.group_by("account_id").aggregate(**aggs)
+        aggs[f"gw__{e}"] = _if(p.code == daily.code(e), p["_gw"]).max()
+        aggs[f"aw__{e}"] = _if(p.code == daily.code(e), p["_aw"]).max()
+        aggs[f"ttf__{e}"] = _if(p.code == daily.code(e), p["_ttf"]).min()
+    per_account = p.group_by("aid").aggregate(**aggs)
 
-    t = acc.left_join(per_account, "account_id")
+    t = acc.left_join(per_account, "aid")
     window_end = t.signup_date + ibis.interval(days=aw)
     label_date = window_end + ibis.interval(days=int(horizon_days))
     inactivity_end = window_end + ibis.interval(days=periods * period)
@@ -250,7 +323,7 @@ def tenure_table(
     cols["went_inactive"] = ibis.ifelse(
         inactivity_labelled, any_empty_period.cast("int8"), ibis.null("int8")
     )
-    return t.select(**cols).order_by("account_id")
+    return t.select(**cols)
 
 
 def month_ends(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -343,8 +416,7 @@ def _segments(dates: Sequence[dt.date], windows: Mapping[str, int]) -> tuple[Tab
 
 
 def snapshot_table(
-    accounts: Table,
-    daily: Table,
+    daily: Daily,
     *,
     dates: Iterable[dt.date],
     as_of: dt.datetime,
@@ -363,6 +435,8 @@ def snapshot_table(
 
     Parameters
     ----------
+    daily : Daily
+        The aggregate and the keyed accounts, from :func:`daily_aggregate`.
     dates : iterable of date
         Snapshot dates S; features use the days [S - W + 1, S].
     require_window_closed : bool
@@ -379,6 +453,7 @@ def snapshot_table(
     wt, wu, wm = int(trailing_days), int(utilization_window_days), int(maturity_window_days)
     snaps = ibis.memtable(pa.table({"snapshot_date": pa.array(dates, pa.date32())}))
 
+    accounts = daily.accounts
     acc = accounts.filter(accounts.signup_at <= ibis.literal(as_of, "timestamp"))
     acc = acc.mutate(signup_date=acc.signup_at.date())
     base = acc.cross_join(snaps)
@@ -390,52 +465,58 @@ def snapshot_table(
         )
     base = base.filter(keep)
 
-    # Only the events that feed some column matter; they travel as small integer codes, which
-    # the engine groups and compares faster than their names.
-    wanted = [*events, utilization_event, *(f for feats in categories.values() for f in feats)]
-    wanted = list(dict.fromkeys(wanted))
-    code = {e: i for i, e in enumerate(wanted)}
-    codes = ibis.memtable(
-        pa.table({"event": pa.array(wanted, pa.string()), "_code": pa.array(range(len(wanted)))})
-    )
+    # Only the events that feed some column matter.
+    maturity_features = list(dict.fromkeys(f for feats in categories.values() for f in feats))
+    wanted = [*events, utilization_event, *maturity_features]
+    wanted = [e for e in dict.fromkeys(wanted) if daily.code(e) >= 0]
 
     # Windows of month-end snapshots overlap (a 90-day window spans three month ends). The
     # daily rows are first summed over segments (runs of days that each window holds whole or
-    # not at all, about two per month), and only those sums meet, by equality joins, the
-    # snapshots whose windows hold them: a third of the rows a day-by-day join would expand.
+    # not at all, about two per month), then pivoted to one row per (account, segment) with
+    # one packed column per event, and only those wide rows meet, by an equality join, the
+    # snapshots whose windows hold them; a last grouping sums them per (account, snapshot).
+    # An event's count and active days travel packed in one integer, count * K + days with
+    # K above any window's length, so that sums of packed values stay exact.
     day_segment, segment_window = _segments(dates, {"_in_t": wt, "_in_u": wu, "_in_m": wm})
-    d = daily.filter(daily.day <= as_of_date).join(codes, "event").join(day_segment, "day")
-    segs = d.group_by("account_id", "_code", "seg").aggregate(_n=_sum(d.n), _days=d.count())
-    j = segs.join(segment_window, "seg")
-
-    # Step 1, per (account, snapshot, event): the window sums. The trailing count and active
-    # days of an event travel packed in one integer, count * K + days with K > days, which
-    # halves the aggregates of the pivot below (a group there holds one row per event).
-    k_days = wt + 1
-    per_event = j.group_by("account_id", "snapshot_date", "_code").aggregate(
-        _pt=_sum(j["_in_t"] * (j["_n"] * k_days + j["_days"])),
-        _nu=_sum(j["_in_u"] * j["_n"]),
-        _nm=j["_in_m"].max(),
+    k = max(wt, wu, wm) + 1
+    d = daily.table
+    d = d.filter(d.day <= as_of_date, d.code.isin([daily.code(e) for e in wanted]))
+    d = d.join(day_segment, "day")
+    segs = d.group_by("aid", "code", "seg").aggregate(_n=_sum(d.n), _days=d.count())
+    packed = segs["_n"] * k + segs["_days"]
+    wide = segs.group_by("aid", "seg").aggregate(
+        **{f"_p{daily.code(e)}": _if(segs.code == daily.code(e), packed).max() for e in wanted}
     )
+    j = wide.join(segment_window, "seg")
 
-    # Step 2, per (account, snapshot): one column per event and window (max() picks the value
-    # of the group's one row of that event), and per category the count of features used.
-    p = per_event
-    pivot_aggs: dict[str, Value] = {}
-    for e in events:
-        pivot_aggs[f"_p_{e}"] = _if(p["_code"] == code[e], p["_pt"]).max()
-    pivot_aggs["_util"] = _if(p["_code"] == code[utilization_event], p["_nu"]).max()
-    for cat, feats in categories.items():
-        in_cat = p["_code"].isin([code[f] for f in feats])
-        pivot_aggs[f"_m_{cat}"] = _sum(_if(in_cat, p["_nm"]))
-    pivot = p.group_by("account_id", "snapshot_date").aggregate(**pivot_aggs)
+    def window_sum(flag: str, e: str) -> Value:
+        value = j[f"_p{daily.code(e)}"]
+        if {"_in_t": wt, "_in_u": wu, "_in_m": wm}[flag] == k - 1:
+            return _sum(value)  # the widest window holds every segment joined to a snapshot
+        return _sum(_if(j[flag] == 1, value))
 
-    t = base.left_join(pivot, ["account_id", "snapshot_date"])
+    sums: dict[str, Value] = {}
+    # When the maturity window is the trailing one, a feature's use there is its trailing count.
+    trailing = [*events, *(maturity_features if wm == wt else [])]
+    for e in dict.fromkeys(trailing):
+        if daily.code(e) >= 0:
+            sums[f"_t_{e}"] = window_sum("_in_t", e)
+    if daily.code(utilization_event) >= 0:
+        sums["_u"] = window_sum("_in_u", utilization_event)
+    if wm != wt:
+        for f in maturity_features:
+            if daily.code(f) >= 0:
+                sums[f"_m_{f}"] = window_sum("_in_m", f)
+    per_snapshot = j.group_by("aid", "snapshot_date").aggregate(**sums)
+
+    t = base.left_join(per_snapshot, ["aid", "snapshot_date"])
     seats = t.seats.cast("float64")
     label_date = t.snapshot_date + ibis.interval(days=int(horizon_days))
     censored = label_date >= as_of_date
     periods_in_window = wu / int(period_days)
-    util = t["_util"].fill_null(0).cast("float64")
+
+    def packed_of(name: str) -> Value:
+        return t[name].fill_null(0) if name in t.columns else ibis.literal(0, "int64")
 
     cols: dict[str, Value] = {
         "account_id": t.account_id,
@@ -446,20 +527,50 @@ def snapshot_table(
     }
     cols.update({a: t[a] for a in _attributes(accounts)})
     for e in events:
-        pk = t[f"_p_{e}"].fill_null(0)
-        count = (pk // k_days).cast("int64")
+        pk = packed_of(f"_t_{e}")
+        count = (pk // k).cast("int64")
         cols[feature_col(e, "used")] = (count > 0).cast("int8")
         cols[feature_col(e, "count")] = count
-        cols[feature_col(e, "days")] = (pk % k_days).cast("int64")
+        cols[feature_col(e, "days")] = (pk % k).cast("int64")
         cols[feature_col(e, "per_seat")] = count.cast("float64") / seats
+    util = (packed_of("_u") // k).cast("float64")
     cols["utilization_rate"] = util / seats / periods_in_window
     cols["utilization_raw"] = util / periods_in_window
-    for cat in categories:
-        cols[maturity_col(cat)] = t[f"_m_{cat}"].fill_null(0).cast("int64")
+    for cat, feats in categories.items():
+        used = [
+            (packed_of(f"_m_{f}" if wm != wt else f"_t_{f}") >= k).cast("int64")
+            for f in dict.fromkeys(feats)
+        ]
+        total = ibis.literal(0, "int64")
+        for u in used:
+            total = total + u
+        cols[maturity_col(cat)] = total
     cols["label_date"] = label_date
     cols["censored"] = censored
     label_end = (label_date + ibis.interval(days=1)).cast("timestamp")
     cols["retained"] = ibis.ifelse(
         censored, ibis.null("int8"), _alive_at(t, label_end).cast("int8")
     )
-    return t.select(**cols).order_by("snapshot_date", "account_id")
+    return t.select(**cols)
+
+
+TENURE_ORDER = ("account_id",)
+SNAPSHOT_ORDER = ("snapshot_date", "account_id")
+
+
+def to_frame(table: Table, order: Sequence[str]) -> pd.DataFrame:
+    """A built table as pandas, in the stable order of ``order`` (the tables leave their row
+    order unspecified: sorting 100k wide rows costs DuckDB 0.3 s, pandas a tenth of that)."""
+    frame = table.to_pandas()
+    return frame.sort_values(list(order), kind="stable", ignore_index=True)
+
+
+def materialise(con, name: str, expr: Table) -> Table:
+    """Compute ``expr`` once in the engine: a temporary table ``name`` on DuckDB (replacing
+    one of that name), a cached table on Spark."""
+    if con.name != "duckdb":
+        return _cache(expr, con)
+    # Ibis' overwrite=True writes a scratch table and then copies it (a tenth of a second
+    # per table at 10M events): drop the old table instead, and write the new one once.
+    con.drop_table(name, force=True)
+    return con.create_table(name, expr, temp=True)

@@ -127,13 +127,12 @@ def build_feature_tables(
     from features.validation import validate_feature_tables
 
     m = cfg.milestones
-    daily = ft.daily_aggregate(inputs.events, as_of=inputs.as_of)
-    if inputs.con.name == "duckdb":
-        daily = daily.cache()
+    daily = ft.daily_aggregate(
+        inputs.accounts, inputs.events, as_of=inputs.as_of, cache=inputs.con.name == "duckdb"
+    )
     events = ft.event_names(daily)
     n_events = int(inputs.events.count().execute())
     tenure_expr = ft.tenure_table(
-        inputs.accounts,
         daily,
         as_of=inputs.as_of,
         events=events,
@@ -168,12 +167,12 @@ def build_feature_tables(
     if not training:
         dates = []
     snapshots_expr = ft.snapshot_table(
-        inputs.accounts, daily, dates=dates or [inputs.as_of.date()], **common
+        daily, dates=dates or [inputs.as_of.date()], **common
     )
     if not training:
         snapshots_expr = snapshots_expr.limit(0)
     current_expr = ft.snapshot_table(
-        inputs.accounts, daily, dates=[inputs.as_of.date()], require_window_closed=False, **common
+        daily, dates=[inputs.as_of.date()], require_window_closed=False, **common
     )
     built = {
         "tenure": _materialise(inputs.con, "ms_tenure", tenure_expr),
@@ -183,9 +182,9 @@ def build_feature_tables(
     if not report.ok:
         raise RuntimeError("the built feature tables break their own checks:\n" + report.format())
     current_table = _materialise(inputs.con, "ms_current", current_expr)
-    tenure = built["tenure"].to_pandas()
-    snapshots = built["snapshots"].to_pandas()
-    current = current_table.to_pandas()
+    tenure = ft.to_frame(built["tenure"], ft.TENURE_ORDER)
+    snapshots = ft.to_frame(built["snapshots"], ft.SNAPSHOT_ORDER)
+    current = ft.to_frame(current_table, ft.SNAPSHOT_ORDER)
     if stage:
         stage.note(
             "%d accounts, %d events (%d distinct), %d snapshot rows over %d month ends, "
@@ -208,9 +207,9 @@ def build_feature_tables(
 
 def _materialise(con: Any, name: str, expr: Any) -> Any:
     """Compute a table once in the engine (a temporary table on DuckDB, cached on Spark)."""
-    if con.name == "duckdb":
-        return con.create_table(name, expr, temp=True, overwrite=True)
-    return expr.cache()
+    from features.tables import materialise
+
+    return materialise(con, name, expr)
 
 
 @task(name="features", cache_policy=NO_CACHE)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import ibis
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -137,6 +139,14 @@ def write_inputs(folder: Path, accounts=ACCOUNTS, events=EVENT_ROWS, *, fmt: str
         return io.Source(str(folder / "accounts.parquet")), io.Source(
             str(folder / "events.parquet")
         )
+    if fmt == "duckdb":  # the Parquet tables copied into a DuckDB database file
+        write_inputs(folder, accounts, events, fmt="parquet")
+        db = folder / "inputs.duckdb"
+        con = duckdb.connect(str(db))
+        for name in ("accounts", "events"):
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet(?)", [str(folder / f"{name}.parquet")])
+        con.close()
+        return io.Source("accounts", str(db)), io.Source("events", str(db))
     lines = ["account_id,signup_at,churned_at,seats,plan,region"]
     lines += [f"{a[0]},{a[6]},{a[7]},{a[3]},{a[4]},{a[5]}" for a in accounts]
     (folder / "accounts.csv").write_text("\n".join(lines) + "\n")
@@ -153,18 +163,19 @@ def build(
     con = io.connect()
     acc_raw, ev_raw = io.read_inputs(con, *write_inputs(folder, accounts, events, fmt=fmt))
     acc, ev = io.typed_accounts(acc_raw), io.typed_events(ev_raw)
-    daily = tables.daily_aggregate(ev, as_of=as_of)
+    daily = tables.daily_aggregate(acc, ev, as_of=as_of)
     names = tables.event_names(daily)
-    out = {"daily": daily.to_pandas().sort_values(["account_id", "event", "day"])}
+    out = {"daily": daily.named().to_pandas().sort_values(["account_id", "event", "day"])}
     out["names"] = names
-    out["tenure"] = tables.tenure_table(
-        acc, daily, as_of=as_of, events=EVENTS, **TENURE
-    ).to_pandas()
+    tenure = tables.tenure_table(daily, as_of=as_of, events=EVENTS, **TENURE)
+    out["tenure"] = tables.to_frame(tenure, tables.TENURE_ORDER)
     common = dict(as_of=as_of, events=EVENTS, **SNAPSHOT)
-    out["snapshots"] = tables.snapshot_table(acc, daily, dates=dates, **common).to_pandas()
-    out["current"] = tables.snapshot_table(
-        acc, daily, dates=[as_of.date()], require_window_closed=False, **common
-    ).to_pandas()
+    snaps = tables.snapshot_table(daily, dates=dates, **common)
+    out["snapshots"] = tables.to_frame(snaps, tables.SNAPSHOT_ORDER)
+    current = tables.snapshot_table(
+        daily, dates=[as_of.date()], require_window_closed=False, **common
+    )
+    out["current"] = tables.to_frame(current, tables.SNAPSHOT_ORDER)
     return {
         k: (v.reset_index(drop=True) if isinstance(v, pd.DataFrame) else v) for k, v in out.items()
     }
@@ -235,8 +246,9 @@ def test_daily_aggregate_exact_counts(built):
 
 def test_daily_aggregate_without_as_of_keeps_every_event(tmp_path):
     con = io.connect()
-    _, ev_raw = io.read_inputs(con, *write_inputs(tmp_path, fmt="parquet"))
-    daily = tables.daily_aggregate(io.typed_events(ev_raw)).to_pandas()
+    acc_raw, ev_raw = io.read_inputs(con, *write_inputs(tmp_path, fmt="parquet"))
+    daily = tables.daily_aggregate(io.typed_accounts(acc_raw), io.typed_events(ev_raw))
+    daily = daily.named().to_pandas()
     assert int(daily["n"].sum()) == len(EVENT_ROWS)
     c_send = daily[(daily.account_id == "C") & (daily.event == "send")]
     assert c_send["n"].tolist() == [2]
@@ -396,8 +408,8 @@ def test_tenure_ignores_daily_rows_after_as_of(tmp_path):
     late = ev.union(
         ev.filter(ev.account_id == "C").mutate(occurred_at=ibis.literal(dt.datetime(2025, 4, 2)))
     )
-    daily = tables.daily_aggregate(late)
-    t = tables.tenure_table(acc, daily, as_of=AS_OF, events=EVENTS, **TENURE).to_pandas()
+    daily = tables.daily_aggregate(acc, late)
+    t = tables.tenure_table(daily, as_of=AS_OF, events=EVENTS, **TENURE).to_pandas()
     assert row(t, "C")["aw__send"] == 2  # the two sends of 03-31; nothing of 04-02
 
 
@@ -595,11 +607,11 @@ def test_snapshot_churn_labels(tmp_path):
 def test_snapshot_table_needs_dates(tmp_path):
     con = io.connect()
     acc_raw, ev_raw = io.read_inputs(con, *write_inputs(tmp_path, fmt="parquet"))
-    daily = tables.daily_aggregate(io.typed_events(ev_raw), as_of=AS_OF)
+    daily = tables.daily_aggregate(
+        io.typed_accounts(acc_raw), io.typed_events(ev_raw), as_of=AS_OF
+    )
     with pytest.raises(ValueError, match="no snapshot dates"):
-        tables.snapshot_table(
-            io.typed_accounts(acc_raw), daily, dates=[], as_of=AS_OF, events=EVENTS, **SNAPSHOT
-        )
+        tables.snapshot_table(daily, dates=[], as_of=AS_OF, events=EVENTS, **SNAPSHOT)
 
 
 # ----------------------------------------------------------------------------- CSV and Parquet
@@ -609,6 +621,91 @@ def test_csv_and_parquet_give_identical_tables(tmp_path, built):
     csv = build(tmp_path / "csv", fmt="csv")
     for name in ("daily", "tenure", "snapshots", "current"):
         pd.testing.assert_frame_equal(csv[name], built[name], check_dtype=True, obj=name)
+
+
+def test_duckdb_database_gives_identical_tables(tmp_path, built):
+    db = build(tmp_path / "db", fmt="duckdb")
+    for name in ("daily", "tenure", "snapshots", "current"):
+        pd.testing.assert_frame_equal(db[name], built[name], check_dtype=True, obj=name)
+
+
+def test_missing_table_in_duckdb_database_is_named(tmp_path):
+    _, events = write_inputs(tmp_path, fmt="duckdb")
+    con = io.connect()
+    with pytest.raises(ValueError, match=r"no table 'visits' in .*inputs.duckdb \(tables: accounts, events\)"):
+        io.read_source(con, io.Source("visits", events.database), "events")
+
+
+# ----------------------------------------------------------------------------- against brute force
+
+
+def _random_inputs(seed: int):
+    """40 accounts and about 3,000 events over five months, some churned."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2025-01-01")
+    accounts, events = [], []
+    names = ["a", "b", "c", "d", "e"]
+    for i in range(40):
+        signup = start + pd.Timedelta(minutes=int(rng.integers(0, 60 * 24 * 60)))
+        churn = signup + pd.Timedelta(days=int(rng.integers(20, 150))) if rng.random() < 0.4 else None
+        accounts.append((f"acc{i:02d}", str(signup), None if churn is None else str(churn),
+                         int(rng.integers(1, 6)), "pro", "eu", str(signup), "" if churn is None else str(churn)))
+        end = churn if churn is not None else pd.Timestamp("2025-06-01")
+        for _ in range(int(rng.integers(0, 150))):
+            at = signup + (end - signup) * rng.random()
+            events.append((f"acc{i:02d}", names[int(rng.integers(0, 5))], str(at.floor("s")), 1.0, str(at.floor("s"))))
+    return accounts, events
+
+
+@pytest.mark.parametrize(
+    "windows",
+    [dict(trailing_days=30, utilization_window_days=60, maturity_window_days=45),
+     dict(trailing_days=30, utilization_window_days=30, maturity_window_days=30)],
+    ids=["distinct-windows", "equal-windows"],
+)
+def test_snapshot_table_matches_brute_force(tmp_path, windows):
+    accounts, events = _random_inputs(7)
+    as_of = dt.datetime(2025, 6, 1)
+    dates = [dt.date(2025, 2, 28), dt.date(2025, 3, 31), dt.date(2025, 4, 15), dt.date(2025, 5, 31)]
+    con = io.connect()
+    acc_raw, ev_raw = io.read_inputs(con, *write_inputs(tmp_path, accounts, events, fmt="parquet"))
+    daily = tables.daily_aggregate(io.typed_accounts(acc_raw), io.typed_events(ev_raw), as_of=as_of)
+    categories = {"x": ["a", "b"], "y": ["c", "d", "e"]}
+    params = dict(categories=categories, utilization_event="a", period_days=10, horizon_days=30,
+                  activation_window_days=10, **windows)
+    got = tables.to_frame(
+        tables.snapshot_table(daily, dates=dates, as_of=as_of, events=list("abcde"), **params),
+        tables.SNAPSHOT_ORDER,
+    )
+    assert len(got) > 50
+    ev = pd.DataFrame(events, columns=["account_id", "event", "at", "q", "csv"])
+    ev["day"] = pd.to_datetime(ev["at"]).dt.normalize()
+    seats = {a[0]: a[3] for a in accounts}
+    checked = 0
+    for r in got.itertuples():
+        s = pd.Timestamp(r.snapshot_date)
+        mine = ev[(ev.account_id == r.account_id) & (ev.day <= s)]
+
+        def window(w):
+            return mine[mine.day > s - pd.Timedelta(days=w)]
+
+        trailing = window(windows["trailing_days"])
+        for e in "abcde":
+            rows = trailing[trailing.event == e]
+            assert getattr(r, f"{e}__count") == len(rows), (r.account_id, s, e)
+            assert getattr(r, f"{e}__days") == rows.day.nunique(), (r.account_id, s, e)
+            assert getattr(r, f"{e}__used") == int(len(rows) > 0)
+            assert getattr(r, f"{e}__per_seat") == pytest.approx(len(rows) / seats[r.account_id])
+        util = window(windows["utilization_window_days"])
+        n_util = int((util.event == "a").sum())
+        periods = windows["utilization_window_days"] / 10
+        assert r.utilization_raw == pytest.approx(n_util / periods)
+        assert r.utilization_rate == pytest.approx(n_util / periods / seats[r.account_id])
+        used = set(window(windows["maturity_window_days"]).event)
+        for cat, feats in categories.items():
+            assert getattr(r, f"maturity__{cat}") == len(used & set(feats)), (r.account_id, s, cat)
+        checked += 1
+    assert checked == len(got)
 
 
 # ----------------------------------------------------------------------------- snapshot dates
