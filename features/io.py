@@ -173,7 +173,8 @@ def _zoned_to_naive(col: Value) -> Value:
     """A zoned timestamp as a naive UTC one.
 
     On DuckDB it is rebuilt from its epoch in microseconds: the plain cast goes through the
-    ICU time-zone library, and at 10M events that cost 0.6 s of the 0.9 s daily aggregate.
+    ICU time-zone library (grouping 11.7M events by account, event and day took 1.37 s with
+    the cast, 0.77 s with the arithmetic).
     """
     if _backend_name(col) == "duckdb":
         epoch_us = _builtin("epoch_us", (col.type(),), idt.int64)

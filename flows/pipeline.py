@@ -127,9 +127,7 @@ def build_feature_tables(
     from features.validation import validate_feature_tables
 
     m = cfg.milestones
-    daily = ft.daily_aggregate(
-        inputs.accounts, inputs.events, as_of=inputs.as_of, cache=inputs.con.name == "duckdb"
-    )
+    daily = ft.daily_aggregate(inputs.accounts, inputs.events, as_of=inputs.as_of, cache=True)
     events = ft.event_names(daily)
     n_events = int(inputs.events.count().execute())
     tenure_expr = ft.tenure_table(
@@ -175,13 +173,13 @@ def build_feature_tables(
         daily, dates=[inputs.as_of.date()], require_window_closed=False, **common
     )
     built = {
-        "tenure": _materialise(inputs.con, "ms_tenure", tenure_expr),
-        "snapshots": _materialise(inputs.con, "ms_snapshots", snapshots_expr),
+        "tenure": ft.materialise(inputs.con, "ms_tenure", tenure_expr),
+        "snapshots": ft.materialise(inputs.con, "ms_snapshots", snapshots_expr),
     }
     report = validate_feature_tables(inputs.con, built)
     if not report.ok:
         raise RuntimeError("the built feature tables break their own checks:\n" + report.format())
-    current_table = _materialise(inputs.con, "ms_current", current_expr)
+    current_table = ft.materialise(inputs.con, "ms_current", current_expr)
     tenure = ft.to_frame(built["tenure"], ft.TENURE_ORDER)
     snapshots = ft.to_frame(built["snapshots"], ft.SNAPSHOT_ORDER)
     current = ft.to_frame(current_table, ft.SNAPSHOT_ORDER)
@@ -203,13 +201,6 @@ def build_feature_tables(
         n_events=n_events,
         period=(str(pd.Timestamp(start).date()), str(inputs.as_of)),
     )
-
-
-def _materialise(con: Any, name: str, expr: Any) -> Any:
-    """Compute a table once in the engine (a temporary table on DuckDB, cached on Spark)."""
-    from features.tables import materialise
-
-    return materialise(con, name, expr)
 
 
 @task(name="features", cache_policy=NO_CACHE)
