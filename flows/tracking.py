@@ -19,6 +19,7 @@ import pandas as pd
 
 from flows.config import Config
 from flows.runtime import default_artifact_root, default_tracking_uri
+from models.training import MODEL_FORMAT
 
 log = logging.getLogger("milestones")
 CHAMPION = "champion"
@@ -103,7 +104,18 @@ def current_champion(cfg: Config) -> dict | None:
         "version": int(mv.version),
         "run_id": mv.run_id,
         "gbm_roc_auc": run.data.metrics.get("gbm_roc_auc"),
+        "model_format": run.data.tags.get("model_format"),  # None: saved before formats
     }
+
+
+def _other_format(champ: dict | None) -> str | None:
+    """Why the champion's model cannot be read by this version, or None when it can."""
+    if champ is None or champ.get("model_format") in (None, MODEL_FORMAT):
+        return None
+    return (
+        f"the champion (version {champ['version']}, run {champ['run_id']}) was saved in model "
+        f"format {champ['model_format']}; this version of milestones reads format {MODEL_FORMAT}"
+    )
 
 
 def log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
@@ -135,6 +147,7 @@ def _log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
                 "as_of": summary["as_of"],
                 "engine": cfg.engine,
                 "validation": "passed",
+                "model_format": MODEL_FORMAT,
             }
         )
         if (staging / "review.json").is_file():
@@ -195,6 +208,8 @@ def _promote(cfg: Config, model_uri: str, auc: float | None, run_id: str) -> dic
     gate = {"version": int(mv.version), "previous": previous, "margin": margin, "test_auc": auc}
     if auc is None:
         gate.update(decision="not_promoted", reason="no test AUC was measured")
+    elif _other_format(previous):
+        gate.update(decision="promoted", reason=_other_format(previous) + ": replaced")
     elif previous is None or previous.get("gbm_roc_auc") is None:
         gate.update(decision="promoted", reason="first champion")
     elif auc < previous["gbm_roc_auc"] - margin:
@@ -217,7 +232,7 @@ def _promote(cfg: Config, model_uri: str, auc: float | None, run_id: str) -> dic
 
 
 class NoChampionError(RuntimeError):
-    """There is no champion model to score with yet."""
+    """There is no champion model to score with (none yet, or one this version cannot read)."""
 
 
 def champion(cfg: Config, dest: Path) -> dict:
@@ -242,7 +257,16 @@ def champion(cfg: Config, dest: Path) -> dict:
             Path(local).replace(dest / name)
     if not (dest / "thresholds.json").is_file():
         raise NoChampionError(f"the champion run {info['run_id']} holds no thresholds.json")
-    info["model"] = mlflow.pyfunc.load_model(f"models:/{cfg.tracking.model_name}@{CHAMPION}")
+    retrain = "train a new one with `milestones run --config ...`"
+    if _other_format(info):
+        raise NoChampionError(f"{_other_format(info)}: {retrain}")
+    try:
+        info["model"] = mlflow.pyfunc.load_model(f"models:/{cfg.tracking.model_name}@{CHAMPION}")
+    except Exception as exc:  # an unreadable pickle raises whatever its classes raise
+        raise NoChampionError(
+            f"the champion (version {info['version']}, run {info['run_id']}) cannot be loaded "
+            f"({type(exc).__name__}: {exc}); {retrain}"
+        ) from exc
     return info
 
 

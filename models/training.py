@@ -505,6 +505,11 @@ def flatten_metrics(evaluation: dict) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- models
 
+# The format of a pickled RetentionModels. Raise it whenever the class changes in a way that
+# an older pickle cannot be read back (attributes renamed, moved or removed): a champion saved
+# in another format is then refused with a clear message, and the next run replaces it.
+MODEL_FORMAT = "1"
+
 
 class RetentionModels(BaseEstimator):
     """A random forest, a LightGBM model and a plan-and-seats baseline for retention.

@@ -58,3 +58,37 @@ def test_score_without_champion_fails_clearly(small_demo, tmp_path, prefect_harn
     assert "no champion model 'milestones-retention@champion'" in res.output
     assert "milestones run" in res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_champion_in_another_model_format_is_refused_then_replaced(small_demo, tmp_path, prefect_harness):
+    """A champion saved by a version with another model format: `score` refuses it with a
+    clear message (no half-read pickle), and the next `run` replaces it whatever its AUC."""
+    import json
+
+    import mlflow
+
+    from flows.tracking import CHAMPION
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = tmp_path / "demo.yaml"
+    cfg.write_text(demo_config_text(small_demo["accounts"], small_demo["events"], uri, **FAST))
+    res = CliRunner().invoke(app, ["run", "--config", str(cfg), "--out", str(tmp_path / "first")])
+    assert res.exit_code == 0, res.output + str(res.exception)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    first = client.get_model_version_by_alias("milestones-retention", CHAMPION)
+    assert client.get_run(first.run_id).data.tags["model_format"] != "0"
+    client.set_tag(first.run_id, "model_format", "0")  # as if an older version had saved it
+
+    res = CliRunner().invoke(app, ["score", "--config", str(cfg), "--out", str(tmp_path / "scored")])
+    assert res.exit_code == 1
+    assert "was saved in model format 0" in res.output
+    assert "milestones run" in res.output
+    assert not (tmp_path / "scored").exists()
+
+    res = CliRunner().invoke(app, ["run", "--config", str(cfg), "--out", str(tmp_path / "second")])
+    assert res.exit_code == 0, res.output + str(res.exception)
+    gate = json.loads((tmp_path / "second" / "promotion.json").read_text())
+    assert gate["decision"] == "promoted"
+    assert "model format 0" in gate["reason"]
+    second = client.get_model_version_by_alias("milestones-retention", CHAMPION)
+    assert int(second.version) == int(first.version) + 1
