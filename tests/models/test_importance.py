@@ -22,71 +22,14 @@ from models.importance import (
     shap_importance,
 )
 from models.training import RetentionModels, out_of_time_split
+from planted import make_snapshots
 
-# plan: (share of accounts, retention log-odds without the driver)
-PLANS = {"basic": (0.6, -0.4), "pro": (0.3, 0.4), "premium": (0.1, 1.6)}
 EVENTS = ["common", "driver", "niche", "noise", "plan_proxy"]
-
-
-def make_snapshots(n_accounts: int = 2500, n_dates: int = 10, n_censored: int = 2, seed: int = 0):
-    """Monthly snapshots with planted product features (the generator of test_training,
-    repeated here because this change may not add a conftest):
-
-    - ``driver`` (40% of rows): raises retention within every plan;
-    - ``niche`` (about 4%): used only on the premium plan, which churns less; no effect;
-    - ``common`` (99%): no effect; ``noise`` (30%): no effect;
-    - ``plan_proxy`` (about 20%): used mostly on the better-retaining plans; no effect.
-    """
-    rng = np.random.default_rng(seed)
-    dates = pd.date_range("2025-01-31", periods=n_dates, freq="ME")
-    names = list(PLANS)
-    plan = rng.choice(names, size=n_accounts, p=[PLANS[p][0] for p in names])
-    seats = rng.integers(1, 20, size=n_accounts)
-    start = rng.integers(-6, n_dates, size=n_accounts)
-    life = rng.geometric(0.12, size=n_accounts)
-    pairs = [
-        (i, d)
-        for i in range(n_accounts)
-        for d in range(max(start[i], 0), min(start[i] + life[i], n_dates))
-    ]
-    acc = np.array([p[0] for p in pairs])
-    di = np.array([p[1] for p in pairs])
-    n = len(pairs)
-    p = plan[acc]
-    proxy_rate = np.select([p == "basic", p == "pro"], [0.05, 0.4], 0.7)
-    used = {
-        "driver": rng.random(n) < 0.4,
-        "niche": (p == "premium") & (rng.random(n) < 0.4),
-        "common": rng.random(n) < 0.99,
-        "noise": rng.random(n) < 0.3,
-        "plan_proxy": rng.random(n) < proxy_rate,
-    }
-    logit = np.array([PLANS[x][1] for x in p]) + 1.6 * used["driver"]
-    retained = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    columns = {
-        "account_id": [f"a{i:05d}" for i in acc],
-        "snapshot_date": dates[di],
-        "plan": p,
-        "seats": seats[acc],
-        "tenure_days": 60 + 30 * (di - np.maximum(start[acc], 0)),
-    }
-    for event, u in used.items():
-        count = u * (1 + rng.poisson(4, n))
-        columns[f"{event}__used"] = u.astype(int)
-        columns[f"{event}__count"] = count
-        columns[f"{event}__days"] = np.minimum(count, u * (1 + rng.poisson(2, n)))
-        columns[f"{event}__per_seat"] = count / seats[acc]
-    df = pd.DataFrame(columns)
-    censored = di >= n_dates - n_censored
-    df["censored"] = censored
-    df["retained"] = pd.array(np.where(censored, 0, retained), dtype="Int64")
-    df.loc[censored, "retained"] = pd.NA
-    return df
 
 
 @pytest.fixture(scope="module")
 def snapshots():
-    return make_snapshots()
+    return make_snapshots(plan_proxy=True)
 
 
 @pytest.fixture(scope="module")
