@@ -4,29 +4,53 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+CORE := $(VENV)/.installed-core
+DEV := $(VENV)/.installed-dev
+SPARK := $(VENV)/.installed-spark
 DEMO := data/demo
 OUT ?= out/demo
+PYTEST := $(BIN)/python -m pytest -q
+CHROMIUM := $(shell command -v chromium || command -v chromium-browser)
 
-.PHONY: help install run test test-all bench serve demo clean
+.PHONY: help install install-dev install-spark browser run test test-all test-spark \
+	test-browser lint format bench serve demo clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-13s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## Create .venv inside the repository and install the project (pinned versions)
-	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
-		echo "installing chromium (the report's browser test) ..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	else echo "note: chromium is missing, so the report's browser test is skipped (apt-get install chromium)"; fi; }
-
-$(STAMP): pyproject.toml constraints.txt
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "installing into $(VENV) (pinned by constraints.txt) ..."
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[spark]'
-	@touch $(STAMP)
 
-$(DEMO)/events.parquet: | $(STAMP)
+$(CORE): pyproject.toml constraints.txt | $(VENV)/bin/python
+	@echo "installing the core into $(VENV) (pinned by constraints.txt) ..."
+	@$(PIP) -e .
+	@touch $@
+
+$(DEV): $(CORE)
+	@echo "installing the test and lint tools (pytest, ruff) ..."
+	@$(PIP) -e '.[dev]'
+	@touch $@
+
+$(SPARK): $(CORE)
+	@echo "installing PySpark (about 470 MB; Spark also needs Java 17) ..."
+	@$(PIP) -e '.[spark]'
+	@touch $@
+
+install: $(CORE) ## Create .venv inside the repository and install the core (pinned versions)
+
+install-dev: $(DEV) ## The core plus the test and lint tools
+
+install-spark: $(SPARK) ## Add PySpark (engine: spark); its tests skip without it
+
+browser: ## Install headless Chromium for the report's browser test (Debian, as root)
+	@if [ -n "$(CHROMIUM)" ]; then echo "chromium: $(CHROMIUM)"; \
+	elif [ "$$(id -u)" = 0 ]; then echo "installing chromium (the report's browser test) ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is missing: the browser test will skip (sudo apt-get install chromium)"; fi
+
+$(DEMO)/events.parquet: | $(CORE)
 	$(BIN)/milestones demo --out $(DEMO)
 
 demo: $(DEMO)/events.parquet ## Generate the demo data into data/demo (once)
@@ -37,11 +61,26 @@ run: install demo ## Run the whole pipeline on the demo data (configs/demo.yaml)
 serve: install demo ## Serve the retrain (monthly) and score (daily) schedules of configs/demo.yaml
 	$(BIN)/milestones serve --config configs/demo.yaml --out $(OUT)
 
-test: install ## Run the tests (the default, fast tier)
-	$(BIN)/python -m pytest -q
+test: install-dev ## Run the fast tier of tests (a few minutes)
+	$(PYTEST)
 
-test-all: install ## Run every test, slow ones included
-	$(BIN)/python -m pytest -q -m ""
+test-all: install-dev install-spark browser ## Run every test: the fast tier, then the slow one (Spark, servers, whole runs)
+	$(PYTEST)
+	$(PYTEST) -m slow
+
+test-spark: install-dev install-spark ## Run only the Spark tests
+	$(PYTEST) -m spark
+
+test-browser: install-dev browser ## Run only the report's browser test
+	$(PYTEST) -m browser
+
+lint: install-dev ## ruff: lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev ## ruff: fix what can be fixed and format the code
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: install ## Run the benchmarks in bench/ (feature tables against SQL and pandas baselines)
 	$(BIN)/python bench/run.py

@@ -6,9 +6,7 @@ imported inside the commands so that ``milestones --help`` stays instant.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -32,47 +30,59 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _start(verbose: bool = False) -> None:
+def _start(verbose: bool = False, quiet_runs: bool = True) -> None:
     from flows.runtime import configure_environment, setup_logging
 
-    configure_environment()
-    setup_logging(verbose)
+    configure_environment(quiet_runs=quiet_runs)
+    setup_logging(verbose, quiet_runs=quiet_runs)
 
 
-def _guard(fn):
-    """Run a command body, mapping known errors to exit status 2 and others to 1."""
-    from flows.config import ConfigError
+def _guard(command: str, fn):
+    """Run a command body: an expected error prints its message alone and exits with its
+    status; an unexpected one leaves its traceback in a log file and exits with 1."""
+    from flows.errors import InvalidInputError, MilestonesError
 
     try:
         return fn()
     except typer.Exit:
         raise
-    except ConfigError as exc:
-        _fail(str(exc), 2)
+    except InvalidInputError as exc:
+        _fail("invalid input data\n" + str(exc), exc.exit_code)
+    except MilestonesError as exc:
+        _fail(str(exc), exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the CLI is the one place that maps errors
-        from flows.pipeline import InvalidInputError
+        from flows.runtime import write_crash_log
 
-        if isinstance(exc, InvalidInputError):
-            _fail("invalid input data\n" + str(exc.args[0]), 2)
-        from flows.tracking import NoChampionError
+        path = write_crash_log(exc, command)
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        where = f"; the traceback is in {path}" if path else ""
+        _fail(f"unexpected {type(exc).__name__}: {first}{where}", 1)
 
-        if isinstance(exc, NoChampionError):
-            _fail(str(exc), 1)
-        if isinstance(exc, (FileNotFoundError,)):
-            _fail(str(exc), 2)
-        if isinstance(exc, ValueError) and type(exc).__module__.startswith(("features", "flows")):
-            _fail(str(exc), 2)
-        _fail(f"{type(exc).__name__}: {exc}", 1)
+
+def _load(config: Path, engine: str | None = None, as_of: str | None = None):
+    from flows.config import load_config
+
+    return load_config(config, engine=engine, **{"data.as_of": as_of})
+
+
+def _no_heartbeat():
+    """Prefect's flow-run heartbeat costs about 1 s per run and tells a one-shot run nothing."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 @app.command()
 def run(
     config: Path = ConfigOpt,
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Output folder (default: the config's `out`, else out/<config folder>)."
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output folder (default: the config's `out`, else out/<config folder>).",
     ),
-    engine: Optional[str] = EngineOpt,
-    as_of: Optional[str] = AsOfOpt,
+    engine: str | None = EngineOpt,
+    as_of: str | None = AsOfOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="More log lines."),
 ) -> None:
     """Run the whole pipeline: validate, build features, train, derive thresholds, score, publish.
@@ -83,29 +93,29 @@ def run(
     _start(verbose)
 
     def body():
-        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+        cfg = _load(config, engine, as_of)  # fail fast, before Prefect starts
+        from flows.retrain import retrain_flow
 
-        from flows.config import load_config
-        from flows.pipeline import pipeline
-
-        load_config(config, engine=engine, **{"data.as_of": as_of})  # fail fast, before Prefect
-        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            result = pipeline(str(config), str(out) if out else None, engine, as_of)
+        with _no_heartbeat():
+            result = retrain_flow(cfg, str(out) if out else None)
         typer.echo(f"report: {result['report']}")
         typer.echo(f"scores: {result['scores']}")
         typer.echo(f"mlflow run: {result['run_id']}")
 
-    _guard(body)
+    _guard("run", body)
 
 
 @app.command()
 def score(
     config: Path = ConfigOpt,
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Output folder (default: the config's `out`, else out/<config folder>)."
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output folder (default: the config's `out`, else out/<config folder>).",
     ),
-    engine: Optional[str] = EngineOpt,
-    as_of: Optional[str] = AsOfOpt,
+    engine: str | None = EngineOpt,
+    as_of: str | None = AsOfOpt,
 ) -> None:
     """Score the live accounts with the current champion's thresholds and model (no training).
 
@@ -115,65 +125,59 @@ def score(
     _start()
 
     def body():
-        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-        from flows.config import load_config
+        cfg = _load(config, engine, as_of)
         from flows.score import score_flow
 
-        load_config(config, engine=engine, **{"data.as_of": as_of})
-        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            result = score_flow(str(config), str(out) if out else None, engine, as_of)
+        with _no_heartbeat():
+            result = score_flow(cfg, str(out) if out else None)
         typer.echo(f"scores: {result['scores']}")
         typer.echo(f"mlflow run: {result['run_id']}")
 
-    _guard(body)
+    _guard("score", body)
 
 
 @app.command()
 def serve(
     config: Path = ConfigOpt,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder of both deployments."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder of both deployments."),
 ) -> None:
     """Serve the retrain and score deployments on their crons (schedule.retrain, schedule.score).
 
     Uses the Prefect server at PREFECT_API_URL, or starts one on 127.0.0.1 for as long as it
     serves. Stop with Ctrl-C.
     """
-    _start()
+    _start(quiet_runs=False)
 
     def body():
-        from flows.config import load_config
+        _load(config)
         from flows.serve import serve as serve_deployments
 
-        load_config(config)
         serve_deployments(config, out)
 
-    _guard(body)
+    _guard("serve", body)
 
 
 @app.command()
 def validate(
     config: Path = ConfigOpt,
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Output folder whose side file <out>.validation.json receives the result."
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output folder whose side file <out>.validation.json receives the result.",
     ),
-    engine: Optional[str] = EngineOpt,
-    as_of: Optional[str] = AsOfOpt,
+    engine: str | None = EngineOpt,
+    as_of: str | None = AsOfOpt,
 ) -> None:
     """Check the input data against the data contract only (exit 2 when a rule breaks)."""
     _start()
 
     def body():
-        from flows.config import load_config
-        from flows.pipeline import (
-            InvalidInputError,
-            default_out,
-            validate_and_record,
-            validation_sidecar,
-        )
+        from flows.errors import InvalidInputError
+        from flows.steps.inputs import validate_and_record, validation_sidecar
 
-        cfg = load_config(config, engine=engine, **{"data.as_of": as_of})
-        out_dir = Path(out).resolve() if out else default_out(cfg)
+        cfg = _load(config, engine, as_of)
+        out_dir = Path(out).resolve() if out else cfg.out_dir
         target = validation_sidecar(out_dir)
         try:
             inputs = validate_and_record(cfg, out_dir)
@@ -182,38 +186,44 @@ def validate(
             raise
         typer.echo(f"all rules pass (as_of {inputs.as_of}); result: {target}")
 
-    _guard(body)
+    _guard("validate", body)
 
 
 @app.command()
 def features(
     config: Path = ConfigOpt,
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for tenure.parquet and snapshots.parquet."),
-    engine: Optional[str] = EngineOpt,
-    as_of: Optional[str] = AsOfOpt,
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for tenure.parquet and snapshots.parquet."
+    ),
+    engine: str | None = EngineOpt,
+    as_of: str | None = AsOfOpt,
 ) -> None:
     """Build the point-in-time feature tables and write them as Parquet (for notebooks)."""
     _start()
 
     def body():
-        from flows.config import load_config
-        from flows.pipeline import build_feature_tables, open_inputs
-        from flows.publish import publish, staging_dir
         from flows.runtime import Stage
+        from flows.steps.inputs import open_inputs
+        from flows.steps.tables import build_feature_tables
+        from flows.store.publish import discard, publish, staging_dir
 
-        cfg = load_config(config, engine=engine, **{"data.as_of": as_of})
+        cfg = _load(config, engine, as_of)
         with Stage(1, 2, "validate the inputs"):
             inputs = open_inputs(cfg)
         with Stage(2, 2, "build the feature tables") as st:
             tables = build_feature_tables(cfg, inputs, st)
         staging = staging_dir(out.resolve())
-        tables.tenure.to_parquet(staging / "tenure.parquet", index=False)
-        tables.snapshots.to_parquet(staging / "snapshots.parquet", index=False)
-        tables.current.to_parquet(staging / "current.parquet", index=False)
-        publish(staging, out.resolve())
+        try:
+            tables.tenure.to_parquet(staging / "tenure.parquet", index=False)
+            tables.snapshots.to_parquet(staging / "snapshots.parquet", index=False)
+            tables.current.to_parquet(staging / "current.parquet", index=False)
+            publish(staging, out.resolve())
+        except BaseException:
+            discard(staging)
+            raise
         typer.echo(f"tables: {out.resolve()}")
 
-    _guard(body)
+    _guard("features", body)
 
 
 @app.command()
@@ -221,26 +231,29 @@ def report(
     run_id: str = typer.Option(..., "--run", help="The MLflow run whose report to rebuild."),
     config: Path = ConfigOpt,
     out: Path = typer.Option(
-        Path("report.html"), "--out", "-o", help="The report file, or a folder that receives report.html."
+        Path("report.html"),
+        "--out",
+        "-o",
+        help="The report file, or a folder that receives report.html.",
     ),
 ) -> None:
     """Rebuild report.html from a past MLflow run's artifacts (the config names the tracking store)."""
     _start()
 
     def body():
-        from flows.config import load_config
-        from flows.review import rebuild_report
+        from flows.steps.review import rebuild_report
 
-        cfg = load_config(config)
-        path = rebuild_report(cfg, run_id, out.resolve())
+        path = rebuild_report(_load(config), run_id, out.resolve())
         typer.echo(f"report: {path}")
 
-    _guard(body)
+    _guard("report", body)
 
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("data/demo"), "--out", "-o", help="Folder for the generated data."),
+    out: Path = typer.Option(
+        Path("data/demo"), "--out", "-o", help="Folder for the generated data."
+    ),
     accounts: int = typer.Option(5000, "--accounts", "-n", min=50, help="Number of accounts."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data)."),
     fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
@@ -254,7 +267,7 @@ def demo(
     def body():
         import logging
 
-        from flows.demo import write_demo
+        from features.demo import write_demo
 
         log = logging.getLogger("milestones")
         if fmt not in ("parquet", "csv"):
@@ -264,7 +277,7 @@ def demo(
             f"demo data: {result['n_accounts']} accounts, {result['n_events']} events in {out}"
         )
 
-    _guard(body)
+    _guard("demo", body)
 
 
 def main() -> None:  # pragma: no cover - the console script

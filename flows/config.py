@@ -1,25 +1,30 @@
 """The pipeline's configuration: one YAML file parsed into one typed pydantic model.
 
-Relative paths resolve against the YAML file's own folder. Any problem (unknown key, missing
-key, wrong type) raises :class:`ConfigError` whose message names the key path, for example
+:func:`load_config` reads, checks and resolves it once: relative paths become absolute
+(against the YAML file's own folder), ``data.as_of`` becomes naive UTC, the tracking store and
+the engine are settled (command-line overrides applied). Everything downstream reads the
+resolved values and never resolves again. Any problem (unknown key, missing key, wrong type)
+raises :class:`~flows.errors.ConfigError` whose message names the key path, for example
 ``milestones.activation.window_days: expected a positive integer, got 'sixty'``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from features.values import naive_utc
+from flows.errors import ConfigError
+
+HISTORY_FILE = "milestone_history.duckdb"
+
 PosInt = Annotated[int, Field(gt=0, strict=False)]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-class ConfigError(ValueError):
-    """The configuration file is missing, unreadable or breaks a rule (exit status 2)."""
 
 
 class _Model(BaseModel):
@@ -35,17 +40,15 @@ class DataConfig(_Model):
         default=None, description="A DuckDB database file holding the two tables."
     )
     as_of: dt.datetime | None = Field(
-        default=None, description="Scoring date (UTC). Default: the latest event time."
+        default=None,
+        description="Scoring date, held as naive UTC (a value with an offset is converted). "
+        "Default: the latest event time.",
     )
 
     @field_validator("as_of")
     @classmethod
     def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
-        if v is None:
-            return v
-        if v.tzinfo is None:
-            return v.replace(tzinfo=dt.timezone.utc)
-        return v.astimezone(dt.timezone.utc)
+        return naive_utc(v)
 
 
 class RetentionConfig(_Model):
@@ -88,7 +91,8 @@ class UtilizationConfig(_Model):
 class MaturityConfig(_Model):
     window_days: PosInt = 90
     min_categories: PosInt | None = Field(
-        default=None, description="Mature overall at this many mature categories; derived if absent."
+        default=None,
+        description="Mature overall at this many mature categories; derived if absent.",
     )
     categories: dict[str, list[str]] = Field(default_factory=dict)
     thresholds: dict[str, PosInt] = Field(
@@ -231,17 +235,28 @@ class Config(_Model):
         "beside the output folder.",
     )
     base_dir: Path = Field(default=Path("."), exclude=True)
+    source: Path | None = Field(default=None, exclude=True, description="The YAML file read.")
 
     @property
     def trailing_days(self) -> int:
         return self.features.trailing_days or self.milestones.maturity.window_days
 
-    def resolve(self, path: str | None) -> Path | None:
-        """Resolve a path from the file against the YAML file's folder."""
-        if path is None:
-            return None
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else (self.base_dir / p).resolve()
+    @property
+    def out_dir(self) -> Path:
+        """The default output folder: ``out``, else ``out/<config folder>`` beside it."""
+        if self.out:
+            return Path(self.out)
+        return (self.base_dir / ".." / "out" / self.base_dir.name).resolve()
+
+    def history_file(self, out: Path) -> Path:
+        """The DuckDB file of the score history: ``history``, else beside the output folder."""
+        return Path(self.history) if self.history else Path(out).parent / HISTORY_FILE
+
+    def input_files(self) -> list[Path]:
+        """The files that hold the input data (for the run's fingerprint)."""
+        if self.data.database:
+            return [Path(self.data.database)]
+        return [Path(self.data.accounts), Path(self.data.events)]
 
     def configured_events(self) -> dict[str, str]:
         """Every event the configuration names, with the key path that names it."""
@@ -262,7 +277,9 @@ def _expected(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
     current: Any = model
     field = None
     for part in loc:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+        if isinstance(part, int) or not (
+            isinstance(current, type) and issubclass(current, BaseModel)
+        ):
             return None
         field = current.model_fields.get(part)
         if field is None:
@@ -339,7 +356,57 @@ def load_config(path: str | Path, **overrides: Any) -> Config:
             node = node.setdefault(p, {})
         node[parts[-1]] = value
     raw["base_dir"] = path.resolve().parent
+    raw["source"] = path.resolve()
     try:
-        return Config.model_validate(raw)
+        cfg = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: invalid configuration\n" + format_validation_error(exc)) from exc
+        raise ConfigError(
+            f"{path}: invalid configuration\n" + format_validation_error(exc)
+        ) from exc
+    return _resolved(cfg)
+
+
+def _absolute(base: Path, value: str | None) -> str | None:
+    if value is None:
+        return None
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def tracking_uri(configured: str | None, base: Path) -> str:
+    """The MLflow store: the configured URI (a relative ``sqlite:///`` path against ``base``),
+    else ``MLFLOW_TRACKING_URI``, else the project's SQLite file."""
+    from flows.runtime import default_tracking_uri
+
+    if not configured:
+        return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    prefix = "sqlite:///"
+    if configured.startswith(prefix) and not configured.startswith(prefix + "/"):
+        return prefix + _absolute(base, configured[len(prefix) :])
+    return configured
+
+
+def _resolved(cfg: Config) -> Config:
+    """Every path absolute, the tracking store settled: done once, at load."""
+    base = cfg.base_dir
+    data = cfg.data
+    if data.database:
+        data = data.model_copy(update={"database": _absolute(base, data.database)})
+    else:
+        data = data.model_copy(
+            update={
+                "accounts": _absolute(base, data.accounts),
+                "events": _absolute(base, data.events),
+            }
+        )
+    tracking = cfg.tracking.model_copy(
+        update={"tracking_uri": tracking_uri(cfg.tracking.tracking_uri, base)}
+    )
+    return cfg.model_copy(
+        update={
+            "data": data,
+            "tracking": tracking,
+            "out": _absolute(base, cfg.out),
+            "history": _absolute(base, cfg.history),
+        }
+    )

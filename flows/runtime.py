@@ -31,8 +31,13 @@ def default_artifact_root() -> str:
     return str(project_root() / "mlruns" / "artifacts")
 
 
-def configure_environment() -> None:
-    """Set Prefect's and MLflow's environment defaults (only those the user left unset)."""
+def configure_environment(quiet_runs: bool = True) -> None:
+    """Set Prefect's and MLflow's environment defaults (only those the user left unset).
+
+    With ``quiet_runs`` (one-shot commands), Prefect's flow- and task-run loggers are silenced:
+    a failed step would otherwise print its exception, traceback and arguments twice before
+    the command line prints the one message the user needs. ``serve`` keeps them, for the UI.
+    """
     root = project_root()
     defaults = {
         "PREFECT_HOME": str(root / ".prefect"),
@@ -47,12 +52,15 @@ def configure_environment() -> None:
         "OMP_WAIT_POLICY": "passive",
         "TQDM_DISABLE": "1",
     }
+    if quiet_runs:
+        defaults["PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL"] = "CRITICAL"
+        defaults["PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL"] = "CRITICAL"
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
 
 
-def setup_logging(verbose: bool = False) -> None:
+def setup_logging(verbose: bool = False, quiet_runs: bool = True) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -61,9 +69,12 @@ def setup_logging(verbose: bool = False) -> None:
     log.propagate = False
     for noisy in ("mlflow", "alembic", "great_expectations", "py4j", "prefect", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # the CLI reports a failed run itself, in one line, with the right exit status
-    for chatty in ("prefect.flow_runs", "prefect.task_runs"):
-        logging.getLogger(chatty).setLevel(logging.CRITICAL)
+    # the CLI reports a failed run itself, in one line, with the right exit status (Prefect
+    # may be imported already, as in tests; else the environment of configure_environment
+    # reaches its logging set-up)
+    if quiet_runs:
+        for chatty in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(chatty).setLevel(logging.CRITICAL)
 
 
 class Stage:
@@ -86,6 +97,33 @@ class Stage:
             log.info("[%d/%d] %s done in %.1f s", self.index, self.total, self.name, took)
         else:
             log.info("[%d/%d] %s failed after %.1f s", self.index, self.total, self.name, took)
+
+
+def log_dir() -> Path:
+    """Where unexpected errors leave their traceback: ``MILESTONES_LOG_DIR``, else ``logs/``
+    of the project."""
+    return Path(os.environ.get("MILESTONES_LOG_DIR") or project_root() / "logs")
+
+
+def write_crash_log(exc: BaseException, command: str) -> Path | None:
+    """Write the traceback of an unexpected error to a new file; return its path.
+
+    Returns None when no file can be written (the traceback then goes to stderr, as the last
+    resort).
+    """
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        folder = log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"milestones-{stamp}-{os.getpid()}.log"
+        path.write_text(f"milestones {command}: unexpected error\n{' '.join(sys.argv)}\n\n{text}")
+        return path
+    except OSError:
+        sys.stderr.write(text)
+        return None
 
 
 def stop_prefect_servers() -> None:

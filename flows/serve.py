@@ -23,15 +23,15 @@ log = logging.getLogger("milestones")
 def deployments(config_path: str | Path, out: str | Path | None = None) -> list:
     """The retrain and score deployments of one configuration, with its crons."""
     from flows.config import load_config
-    from flows.pipeline import pipeline
+    from flows.retrain import retrain_flow
     from flows.score import score_flow
 
     cfg = load_config(config_path)
-    params = {"config_path": str(Path(config_path).resolve())}
+    params = {"config": str(Path(config_path).resolve())}
     if out is not None:
         params["out"] = str(Path(out).resolve())
     return [
-        pipeline.to_deployment(
+        retrain_flow.to_deployment(
             name="retrain",
             cron=cfg.schedule.retrain,
             parameters=params,
@@ -78,7 +78,17 @@ def local_server(port: int | None = None, home: Path | None = None) -> Iterator[
         env["PREFECT_HOME"] = str(home)
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

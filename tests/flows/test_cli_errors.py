@@ -1,9 +1,12 @@
-"""Bad input through the real CLI: exit status 2, a message naming the rule and the rows, and
-an earlier publication left byte-for-byte as it was."""
+"""Bad input through the real CLI: exit status 2, a message naming the rule and the rows, no
+traceback anywhere on the terminal, and an earlier publication left byte-for-byte as it was."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,7 +89,9 @@ def test_clean_tiny_input_validates(project):
 
 
 @pytest.mark.parametrize("name,fix_accounts,fix_events,rule,value", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_exits_2_and_keeps_outputs(project, prefect_harness, name, fix_accounts, fix_events, rule, value):
+def test_bad_input_exits_2_and_keeps_outputs(
+    project, prefect_harness, capfd, name, fix_accounts, fix_events, rule, value
+):
     if fix_accounts:
         (project / "accounts.csv").write_text(fix_accounts(ACCOUNTS))
     if fix_events:
@@ -102,26 +107,90 @@ def test_bad_input_exits_2_and_keeps_outputs(project, prefect_harness, name, fix
     assert tree_digest(project / "out") == before
     assert not [p for p in project.iterdir() if p.name.startswith(".out.staging")]
     assert rule in (project / "out.validation.json").read_text()
+    assert_quiet(res, capfd)
 
 
-def test_events_after_explicit_as_of(project, prefect_harness):
+def assert_quiet(res, capfd, limit: int = 4000) -> None:
+    """No traceback and no dump of the validation result, in the command's output nor on
+    the process's own stderr (where Prefect's log handlers write)."""
+    captured = capfd.readouterr()
+    for text in (res.output, captured.err, captured.out):
+        assert "Traceback" not in text
+        assert "'unexpected_count'" not in text  # the result dict is never printed
+    assert len(res.output) < limit
+
+
+def test_events_after_explicit_as_of(project, prefect_harness, capfd):
     (project / "cfg.yaml").write_text(CONFIG.replace("  events: events.csv\n", "  events: events.csv\n  as_of: '2025-06-01'\n"))
     before = tree_digest(project / "out")
     res = CliRunner().invoke(app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")])
     assert res.exit_code == 2
     assert "[events.occurred_at.not_after_as_of]" in res.output and "a3" in res.output
     assert tree_digest(project / "out") == before
+    assert_quiet(res, capfd)
 
 
-def test_bad_config_exits_2(project):
+def test_bad_config_exits_2(project, capfd):
     (project / "cfg.yaml").write_text(CONFIG.replace("window_days: 30", "window_days: sixty"))
     res = CliRunner().invoke(app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")])
     assert res.exit_code == 2
     assert "milestones.activation.window_days: expected a positive integer, got 'sixty'" in res.output
+    assert_quiet(res, capfd)
 
 
-def test_missing_input_file_exits_2(project):
+def test_missing_input_file_exits_2(project, capfd):
     (project / "events.csv").unlink()
     res = CliRunner().invoke(app, ["validate", "--config", str(project / "cfg.yaml")])
     assert res.exit_code == 2
     assert "events.csv" in res.output and "not found" in res.output
+    assert_quiet(res, capfd)
+
+
+def test_unreadable_parquet_exits_2(project, prefect_harness, capfd):
+    (project / "events.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    cfg = CONFIG.replace("events: events.csv", "events: events.parquet")
+    (project / "cfg.yaml").write_text(cfg)
+    before = tree_digest(project / "out")
+    res = CliRunner().invoke(
+        app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")]
+    )
+    assert res.exit_code == 2, res.output
+    assert "cannot read the input data" in res.output and "events.parquet" in res.output
+    assert tree_digest(project / "out") == before
+    assert_quiet(res, capfd)
+
+
+def test_unexpected_error_goes_to_a_log_file(project, monkeypatch, tmp_path, capfd):
+    """An error nobody expected: exit 1, one line naming it and the log file, whose text holds
+    the traceback."""
+    import features.io
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the engine fell over")
+
+    monkeypatch.setattr(features.io, "connect", broken)
+    monkeypatch.setenv("MILESTONES_LOG_DIR", str(tmp_path / "logs"))
+    res = CliRunner().invoke(app, ["validate", "--config", str(project / "cfg.yaml")])
+    assert res.exit_code == 1
+    assert "unexpected RuntimeError: the engine fell over" in res.output
+    logs = list((tmp_path / "logs").glob("milestones-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in res.output
+    text = logs[0].read_text()
+    assert "Traceback" in text and "the engine fell over" in text and "broken" in text
+    assert_quiet(res, capfd)
+
+
+def test_broken_input_in_a_real_process_prints_one_message(project):
+    """The console script as a user runs it: Prefect's own loggers stay quiet too."""
+    (project / "accounts.csv").write_text(ACCOUNTS.replace(",5,pro", ",0,pro"))
+    env = dict(os.environ, PREFECT_HOME=str(project / "prefect"))
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", "--config", str(project / "cfg.yaml"),
+         "--out", str(project / "out")],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "[accounts.seats.at_least_one]" in proc.stderr and "a3" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert len(proc.stderr) < 2000, proc.stderr

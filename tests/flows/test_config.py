@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import ConfigError, load_config
+from flows.config import load_config
+from flows.errors import ConfigError
 
 MINIMAL = """
 data:
@@ -28,7 +29,8 @@ def test_defaults_and_relative_paths(tmp_path):
     assert cfg.milestones.setup.window_days == 21
     assert cfg.milestones.utilization.per_seat is True
     assert cfg.engine == "duckdb"
-    assert cfg.resolve(cfg.data.events) == (tmp_path / "sub" / "events.csv").resolve()
+    assert cfg.data.events == str((tmp_path / "sub" / "events.csv").resolve())
+    assert cfg.data.accounts == str((tmp_path / "accounts.parquet").resolve())
     assert cfg.trailing_days == cfg.milestones.maturity.window_days
 
 
@@ -80,10 +82,32 @@ def test_not_yaml_mapping(tmp_path):
 def test_overrides(tmp_path):
     cfg = load_config(write(tmp_path, MINIMAL), engine="spark", **{"data.as_of": "2026-01-31"})
     assert cfg.engine == "spark"
-    assert cfg.data.as_of.isoformat() == "2026-01-31T00:00:00+00:00"
+    assert cfg.data.as_of.isoformat() == "2026-01-31T00:00:00"
 
 
 def test_maturity_pin_must_name_a_category(tmp_path):
     text = MINIMAL + "  maturity:\n    categories: {a: [x]}\n    thresholds: {b: 2}\n"
     with pytest.raises(ConfigError, match=r"milestones\.maturity: thresholds names unknown category 'b'"):
         load_config(write(tmp_path, text))
+
+
+def test_resolved_once_at_load(tmp_path, monkeypatch):
+    """Paths, as_of and the tracking store are settled by load_config, whatever the cwd."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    text = MINIMAL.replace(
+        "data:\n", "data:\n  as_of: '2026-03-01T02:00:00+02:00'\n"
+    ) + "tracking:\n  tracking_uri: sqlite:///store/mlflow.db\nout: results\nhistory: h.duckdb\n"
+    cfg = load_config(write(tmp_path, text))
+    monkeypatch.chdir(tmp_path / "..")
+    assert cfg.data.as_of.isoformat() == "2026-03-01T00:00:00"  # naive UTC
+    assert cfg.tracking.tracking_uri == f"sqlite:///{(tmp_path / 'store' / 'mlflow.db').resolve()}"
+    assert cfg.out_dir == (tmp_path / "results").resolve()
+    assert cfg.history_file(cfg.out_dir) == (tmp_path / "h.duckdb").resolve()
+    assert cfg.source == (tmp_path / "cfg.yaml").resolve()
+
+
+def test_tracking_store_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/elsewhere.db")
+    assert load_config(write(tmp_path, MINIMAL)).tracking.tracking_uri == (
+        "sqlite:////tmp/elsewhere.db"
+    )

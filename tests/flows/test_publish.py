@@ -5,7 +5,7 @@ import subprocess
 import sys
 import textwrap
 
-from flows.publish import publish, recover, staging_dir
+from flows.store.publish import publish, recover, staging_dir
 
 
 def snapshot(folder):
@@ -33,7 +33,7 @@ def test_kill_between_renames_is_recovered(tmp_path):
     # A child process publishes but is killed right after moving the old folder aside.
     code = textwrap.dedent(
         f"""
-        import os, flows.publish as p
+        import os, flows.store.publish as p
         real = os.rename
         calls = []
         def rename(a, b):

@@ -133,7 +133,7 @@ def test_a_threshold_outside_the_previous_interval_is_a_warning():
 
 
 def test_review_tags_name_the_warnings():
-    from flows.review import review_tags
+    from flows.store.tracking import review_tags
 
     tags = review_tags({"status": "warning", "previous": {"run_id": "r1"}, "warnings": [
         {"kind": "threshold_moved", "milestone": "activation", "message": "m1"},

@@ -20,7 +20,7 @@ def test_deployments_carry_the_configured_crons(runs):
     assert set(deps) == {"retrain", "score"}
     assert deps["retrain"].schedules[0].schedule.cron == "0 3 1 * *"
     assert deps["score"].schedules[0].schedule.cron == "0 6 * * *"
-    assert deps["score"].parameters["config_path"] == str(Path(runs["cfg"]).resolve())
+    assert deps["score"].parameters["config"] == str(Path(runs["cfg"]).resolve())
 
 
 def test_served_score_deployment_runs_on_a_real_server(runs, tmp_path):

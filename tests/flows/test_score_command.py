@@ -67,7 +67,7 @@ def test_champion_in_another_model_format_is_refused_then_replaced(small_demo, t
 
     import mlflow
 
-    from flows.tracking import CHAMPION
+    from flows.store.tracking import CHAMPION
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = tmp_path / "demo.yaml"

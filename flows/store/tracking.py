@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,29 +18,20 @@ import mlflow.sklearn
 import pandas as pd
 
 from flows.config import Config
+from flows.errors import MilestonesError, NoChampionError
 from flows.runtime import default_artifact_root, default_tracking_uri
 from models.training import MODEL_FORMAT
 
 log = logging.getLogger("milestones")
 CHAMPION = "champion"
+_TAG_LIMIT = 4000  # characters of the review warnings kept in one MLflow tag
 PIP_REQUIREMENTS = ["pandas", "numpy", "scikit-learn", "lightgbm"]
 
 
-def tracking_uri(cfg: Config) -> str:
-    """The configuration's store, else ``MLFLOW_TRACKING_URI``, else the project's SQLite file."""
-    if cfg.tracking.tracking_uri:
-        uri = cfg.tracking.tracking_uri
-        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-            path = cfg.resolve(uri[len("sqlite:///"):])
-            uri = f"sqlite:///{path}"
-        return uri
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
-
-
 def _mlflow(cfg: Config):
-    uri = tracking_uri(cfg)
+    uri = cfg.tracking.tracking_uri
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
@@ -55,12 +46,7 @@ def _mlflow(cfg: Config):
 def data_fingerprint(cfg: Config) -> str:
     """A digest of the input files' bytes (or of the database file)."""
     h = hashlib.blake2b(digest_size=16)
-    paths = (
-        [cfg.resolve(cfg.data.database)]
-        if cfg.data.database
-        else [cfg.resolve(cfg.data.accounts), cfg.resolve(cfg.data.events)]
-    )
-    for p in paths:
+    for p in cfg.input_files():
         files = sorted(p.rglob("*")) if p.is_dir() else [p]
         for f in files:
             if not f.is_file():
@@ -151,8 +137,6 @@ def _log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
             }
         )
         if (staging / "review.json").is_file():
-            from flows.review import review_tags
-
             mlflow.set_tags(review_tags(json.loads((staging / "review.json").read_text())))
         from models.training import flatten_metrics
 
@@ -179,9 +163,13 @@ def _log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
         if example is None:
             example = pd.DataFrame()
         pyfunc = RetentionPyfunc(models)
-        signature = infer_signature(example, pyfunc.predict(None, example)) if len(example) else None
+        signature = (
+            infer_signature(example, pyfunc.predict(None, example)) if len(example) else None
+        )
         mlflow.sklearn.log_model(
-            models.rf_, name="random_forest", serialization_format="cloudpickle",
+            models.rf_,
+            name="random_forest",
+            serialization_format="cloudpickle",
             pip_requirements=PIP_REQUIREMENTS,
         )
         info = mlflow.pyfunc.log_model(
@@ -227,12 +215,13 @@ def _promote(cfg: Config, model_uri: str, auc: float | None, run_id: str) -> dic
         )
     if gate["decision"] == "promoted":
         client.set_registered_model_alias(cfg.tracking.model_name, CHAMPION, mv.version)
-    log.info("      model version %s %s: %s", mv.version, gate["decision"].replace("_", " "), gate["reason"])
+    log.info(
+        "      model version %s %s: %s",
+        mv.version,
+        gate["decision"].replace("_", " "),
+        gate["reason"],
+    )
     return gate
-
-
-class NoChampionError(RuntimeError):
-    """There is no champion model to score with (none yet, or one this version cannot read)."""
 
 
 def champion(cfg: Config, dest: Path) -> dict:
@@ -246,7 +235,7 @@ def champion(cfg: Config, dest: Path) -> dict:
     info = current_champion(cfg)
     if info is None:
         raise NoChampionError(
-            f"no champion model '{cfg.tracking.model_name}@{CHAMPION}' in {tracking_uri(cfg)}: "
+            f"no champion model '{cfg.tracking.model_name}@{CHAMPION}' in {cfg.tracking.tracking_uri}: "
             "train one first with `milestones run --config ...`"
         )
     client = mlflow.MlflowClient()
@@ -286,3 +275,88 @@ def log_score_run(cfg: Config, staging: Path, summary: dict) -> str:
         mlflow.log_metrics({"live_accounts": summary["live_accounts"], "events": summary["events"]})
         mlflow.log_artifacts(str(staging))
         return run.info.run_id
+
+
+def download_run_files(
+    cfg: Config, run_id: str, names: tuple[str, ...], dest: Path
+) -> dict[str, Path]:
+    """Download the named artifacts of a run into ``dest``; returns those that exist."""
+    from mlflow.artifacts import download_artifacts
+
+    uri = cfg.tracking.tracking_uri
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    present = {a.path for a in client.list_artifacts(run_id)}
+    got = {}
+    for name in names:
+        if name not in present:
+            continue
+        got[name] = Path(
+            download_artifacts(
+                run_id=run_id, artifact_path=name, dst_path=str(dest), tracking_uri=uri
+            )
+        )
+    return got
+
+
+def require_run(cfg: Config, run_id: str) -> None:
+    """Raise a clear error when ``run_id`` is not a run of the configured store."""
+    try:
+        mlflow.MlflowClient(tracking_uri=cfg.tracking.tracking_uri).get_run(run_id)
+    except Exception:  # noqa: BLE001 - MLflow raises several kinds for an unknown run
+        raise MilestonesError(
+            f"MLflow run {run_id!r} not found in {cfg.tracking.tracking_uri}"
+        ) from None
+
+
+def previous_champion(cfg: Config) -> dict | None:
+    """The champion run's thresholds, importance and test metrics, or None without one.
+
+    Must be called before this run is logged: the champion alias may move to it.
+    """
+    champion = current_champion(cfg)
+    if champion is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="milestones-champion-") as tmp:
+        files = download_run_files(
+            cfg,
+            champion["run_id"],
+            ("thresholds.json", "importance.csv", "summary.json"),
+            Path(tmp),
+        )
+        if "thresholds.json" not in files:
+            log.warning(
+                "      the champion run %s has no thresholds.json; review without it",
+                champion["run_id"],
+            )
+            return None
+        summary = json.loads(files["summary.json"].read_text()) if "summary.json" in files else {}
+        return {
+            "run_id": champion["run_id"],
+            "version": champion["version"],
+            "as_of": summary.get("as_of"),
+            "thresholds": json.loads(files["thresholds.json"].read_text()),
+            "importance": (
+                pd.read_csv(files["importance.csv"]) if "importance.csv" in files else None
+            ),
+            "metrics": summary.get("metrics") or {"gbm": {"roc_auc": champion.get("gbm_roc_auc")}},
+        }
+
+
+def review_tags(review: dict) -> dict[str, str]:
+    """MLflow tags of a review: its status, the warnings, the champion it was compared with."""
+    warnings = review.get("warnings") or []
+    text = "; ".join(w["message"] for w in warnings)
+    if len(text) > _TAG_LIMIT:
+        text = text[: _TAG_LIMIT - 3] + "..."
+    tags = {
+        "review_status": review.get("status", "ok"),
+        "review_warnings": str(len(warnings)),
+        "review_compared_with": (review.get("previous") or {}).get("run_id") or "none",
+    }
+    if text:
+        tags["review_warning"] = text
+    for kind in sorted({w["kind"] for w in warnings}):
+        tags[f"review_warning_{kind}"] = ", ".join(
+            w["milestone"] for w in warnings if w["kind"] == kind
+        )
+    return tags

@@ -1,0 +1,149 @@
+"""The retrain flow: validate -> features -> train -> thresholds -> score -> review -> publish.
+
+A thin Prefect flow: each task wraps one step of :mod:`flows.steps` and hands plain values on.
+Everything is written into a staging folder first; the MLflow run is logged from it, and only
+then is the folder renamed into place (all or nothing). The champion alias moves inside
+:func:`flows.store.tracking.log_run`, before the rename; the review reads the previous
+champion before that.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.config import Config, load_config
+from flows.runtime import Stage
+from flows.steps import inputs as inputs_step
+from flows.steps import review as review_step
+from flows.steps import score as score_step
+from flows.steps import tables as tables_step
+from flows.steps import train as train_step
+from flows.store import history, tracking
+from flows.store.publish import discard, publish, recover, staging_dir
+
+log = logging.getLogger("milestones")
+STAGES = 6
+
+validate_task = task(inputs_step.open_inputs, name="validate", cache_policy=NO_CACHE)
+features_task = task(tables_step.build_feature_tables, name="features", cache_policy=NO_CACHE)
+train_task = task(train_step.train, name="train", cache_policy=NO_CACHE)
+thresholds_task = task(train_step.derive, name="thresholds", cache_policy=NO_CACHE)
+score_task = task(score_step.compute_scores, name="score", cache_policy=NO_CACHE)
+
+
+@task(name="review", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def review_task(cfg: Config, staging: Path, tables: Any, as_of: Any) -> dict:
+    previous = tracking.previous_champion(cfg)
+    return review_step.write_review(cfg, staging, tables, as_of, previous)
+
+
+@task(name="publish", cache_policy=NO_CACHE)
+def publish_task(
+    cfg: Config, staging: Path, out: Path, trained: dict, summary: dict, scores: Any
+) -> str:
+    from flows.report.render import write_report
+
+    write_report(staging)
+    run_id = tracking.log_run(cfg, staging, trained, summary)
+    history.record(cfg.history_file(out), scores, run_id)
+    publish(staging, out)
+    return run_id
+
+
+def retrain(cfg: Config, out: str | Path | None = None) -> dict:
+    """The retrain flow's body, on a loaded configuration (see :func:`retrain_flow`)."""
+    started = time.perf_counter()
+    out_dir = Path(out).resolve() if out else cfg.out_dir
+    recover(out_dir)
+    staging = staging_dir(out_dir)
+    try:
+        with Stage(1, STAGES, "validate the inputs") as st:
+            inputs = inputs_step.validate_and_record(cfg, out_dir, validate_task)
+            st.note("all rules pass; as_of %s", inputs.as_of)
+        with Stage(2, STAGES, "build the feature tables") as st:
+            tables = features_task(cfg, inputs, st)
+        with Stage(3, STAGES, "train the retention models and rank features") as st:
+            trained = train_task(cfg, tables)
+            auc = trained["metrics"]
+            st.note(
+                "test ROC AUC: gbm %.3f, rf %.3f, plan-and-seats baseline %.3f (%s rows sampled)",
+                auc["gbm"]["roc_auc"],
+                auc["rf"]["roc_auc"],
+                auc["baseline"]["roc_auc"],
+                trained["rows"]["sampled"],
+            )
+        with Stage(4, STAGES, "derive the milestone thresholds") as st:
+            thresholds = thresholds_task(cfg, tables)
+            st.note(
+                "activation %s, utilization %.2f, setup steps %s, maturity %s of %d categories",
+                thresholds["activation"]["threshold"],
+                thresholds["utilization"]["threshold"],
+                thresholds["setup"]["steps"],
+                thresholds["maturity"]["min_categories"],
+                len(thresholds["maturity"]["categories"]),
+            )
+        with Stage(5, STAGES, "score the live accounts") as st:
+            predict = trained["models"].predict_retention
+            scores = score_task(cfg, tables, thresholds, predict, inputs.as_of)
+            scores = history.with_previous_stage(cfg.history_file(out_dir), scores, inputs.as_of)
+            st.note(
+                "%d accounts scored; stages: %s",
+                len(scores),
+                scores["stage"].value_counts().to_dict(),
+            )
+        with Stage(6, STAGES, "publish and track") as st:
+            summary = score_step.run_summary(cfg, inputs, tables, trained, scores)
+            score_step.write_outputs(
+                staging,
+                thresholds=thresholds,
+                importance=trained["importance"],
+                scores=scores,
+                validation=inputs.validation,
+                summary=summary,
+                calibration=trained["calibration"],
+            )
+            review_task(cfg, staging, tables, inputs.as_of)  # before log_run moves the champion
+            run_id = publish_task(cfg, staging, out_dir, trained, summary, scores)
+            st.note("MLflow run %s", run_id)
+    except BaseException:
+        discard(staging)
+        raise
+    log.info("done in %.1f s", time.perf_counter() - started)
+    return {
+        "out": str(out_dir),
+        "report": str(out_dir / "report.html"),
+        "scores": str(out_dir / "scores.csv"),
+        "run_id": run_id,
+    }
+
+
+@flow(name="pipeline", log_prints=False, validate_parameters=False)
+def retrain_flow(
+    config: str | Config,
+    out: str | None = None,
+    engine: str | None = None,
+    as_of: str | None = None,
+) -> dict:
+    """Validate the inputs, build the feature tables, train, derive thresholds, score, publish.
+
+    Parameters
+    ----------
+    config : str or Config
+        The YAML configuration's path (a deployment), or the configuration the command line
+        has loaded already (then ``engine`` and ``as_of`` were applied by it).
+    out : str, optional
+        Output folder (default: ``out`` of the configuration, else ``out/<config folder>``).
+    engine : {"duckdb", "spark"}, optional
+        Overrides the configuration's engine.
+    as_of : str, optional
+        Overrides ``data.as_of``.
+    """
+    if not isinstance(config, Config):
+        config = load_config(config, engine=engine, **{"data.as_of": as_of})
+    return retrain(config, out)
