@@ -1,6 +1,6 @@
 """Benchmark of the feature tables against two baselines, at 1M, 10M (and 100M) events.
 
-For each size, the demo generator (``flows.demo.write_demo``; a synthetic DuckDB generator when
+For each size, the demo generator (``features.demo.write_demo``; a synthetic DuckDB generator when
 it is absent) writes Parquet files once into ``bench/data/<size>/``. Then each measurement runs
 in a fresh Python process, so its peak memory (``ru_maxrss`` of that process) is its own:
 
@@ -82,10 +82,10 @@ def parse_size(text: str) -> tuple[str, int]:
 
 def _generator() -> str:
     try:
-        from flows.demo import write_demo  # noqa: F401
+        from features.demo import write_demo  # noqa: F401
     except ImportError:
         return "synthetic"
-    return "flows.demo"
+    return "features.demo"
 
 
 def ensure_data(label: str, n_events: int, root: Path, log) -> dict[str, Any]:
@@ -101,8 +101,8 @@ def ensure_data(label: str, n_events: int, root: Path, log) -> dict[str, Any]:
             return meta
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    if generator == "flows.demo":
-        from flows.demo import write_demo
+    if generator == "features.demo":
+        from features.demo import write_demo
 
         # The demo gives a few hundred events per account: aim with a pilot, then correct
         # once if the first try misses the size by more than 5%.

@@ -1,4 +1,4 @@
-"""A quick synthetic generator (DuckDB SQL straight to Parquet), used when ``flows.demo`` is absent.
+"""A quick synthetic generator (DuckDB SQL to Parquet), used when ``features.demo`` is absent.
 
 Same shape as the demo: accounts signing up over two years, about 600 events per account with
 the event names of ``configs/demo.yaml``, some churn. No planted milestones: the benchmark

@@ -14,6 +14,7 @@ import ibis
 from ibis.expr.types import Table
 
 from features.columns import maturity_col, setup_col
+from features.values import naive_utc
 
 STAGES = ("new", "setup", "activated", "utilized", "mature")
 
@@ -39,6 +40,9 @@ def milestone_flags(
         The tenure table (``setup__<step>``, ``activation_count``, ``signup_at``).
     current : Table
         The snapshot rows at ``as_of`` (one per live account).
+    as_of : datetime
+        The scoring date (naive UTC; an aware one is converted); ``activation_days_left``
+        counts from its date.
     utilization_column : str
         ``utilization_rate`` (per seat) or ``utilization_raw``.
 
@@ -50,6 +54,7 @@ def milestone_flags(
         ``utilization_rate``, ``utilized``, ``utilization_gap``, ``<category>_features``,
         ``mature_<category>``, ``mature_categories``, ``mature``, ``stage``.
     """
+    as_of = naive_utc(as_of)
     t = tenure.select(
         "account_id",
         "activation_count",
@@ -74,7 +79,9 @@ def milestone_flags(
     cols.update(
         activation_count=count,
         activated=count >= activation_threshold,
-        activation_needed=ibis.greatest(0, (ibis.literal(float(activation_threshold)) - count).ceil()).cast("int64"),
+        activation_needed=ibis.greatest(
+            0, (ibis.literal(float(activation_threshold)) - count).ceil()
+        ).cast("int64"),
         activation_days_left=ibis.greatest(0, days_left).cast("int64"),
         utilization_rate=rate,
         utilized=rate >= utilization_threshold,
@@ -90,13 +97,11 @@ def milestone_flags(
     cols["mature"] = n_mature >= int(min_categories)
     flags = j.select(**cols)
     # the stage is the furthest milestone reached in order (all earlier ones reached too)
-    stage = (
-        ibis.cases(
-            (~flags.setup_complete, STAGES[0]),
-            (~flags.activated, STAGES[1]),
-            (~flags.utilized, STAGES[2]),
-            (~flags.mature, STAGES[3]),
-            else_=STAGES[4],
-        )
+    stage = ibis.cases(
+        (~flags.setup_complete, STAGES[0]),
+        (~flags.activated, STAGES[1]),
+        (~flags.utilized, STAGES[2]),
+        (~flags.mature, STAGES[3]),
+        else_=STAGES[4],
     )
     return flags.mutate(stage=stage).order_by("account_id")

@@ -54,6 +54,7 @@ import pyarrow as pa
 from ibis.expr.types import Table, Value
 
 from features.columns import feature_col, maturity_col, setup_col
+from features.values import engine_of, naive_utc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -124,14 +125,12 @@ def daily_aggregate(
     -------
     Daily
     """
-    keyed = accounts.mutate(
-        aid=ibis.row_number().over(order_by=accounts.account_id).cast("int32")
-    )
+    keyed = accounts.mutate(aid=ibis.row_number().over(order_by=accounts.account_id).cast("int32"))
     if cache:
         keyed = _cache(keyed)
     ev = events.filter(events.account_id.notnull(), events.event.notnull())
     if as_of is not None:
-        ev = ev.filter(ev.occurred_at <= ibis.literal(_naive_utc(as_of), "timestamp"))
+        ev = ev.filter(ev.occurred_at <= ibis.literal(naive_utc(as_of), "timestamp"))
     else:
         ev = ev.filter(ev.occurred_at.notnull())
     # The names come from the raw column, a cheap scan (the timestamps are not read).
@@ -151,7 +150,7 @@ def _cache(expr: Table, con=None) -> Table:
     """``expr.cache()``, working around Ibis' PySpark backend, whose cache does not register
     the in-memory tables (``ibis.memtable``) that the expression reads: a view does."""
     con = con if con is not None else expr._find_backend()
-    if con.name == "duckdb":
+    if engine_of(con) == "duckdb":
         return expr.cache()
     return con.create_view(ibis.util.gen_name("ms_view"), expr, overwrite=True).cache()
 
@@ -190,13 +189,6 @@ def _sum(value: Value) -> Value:
     slower (60 s instead of 25 s).
     """
     return value.cast("float64").sum().cast("int64")
-
-
-def _naive_utc(ts: dt.datetime) -> dt.datetime:
-    """``ts`` as a naive UTC datetime (an aware one is converted, a naive one is taken as UTC)."""
-    if ts.tzinfo is not None:
-        return ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return ts
 
 
 def _as_date(value) -> dt.date:
@@ -243,7 +235,7 @@ def tenure_table(
     period = int(inactivity_period_days)
     periods = max(1, int(inactivity_horizon_days) // period)
     horizon_end = aw + periods * period
-    as_of = _naive_utc(as_of)
+    as_of = naive_utc(as_of)
     as_of_date = ibis.literal(as_of.date(), "date")
 
     accounts = daily.accounts
@@ -356,9 +348,7 @@ def snapshot_dates(
         raise ValueError(f"max_snapshots: expected a count >= 0, got {max_snapshots!r}")
     if int(max_snapshots) == 0:
         return []
-    if not isinstance(as_of, dt.datetime):  # a plain date: its start, like datetime(date)
-        as_of = dt.datetime.combine(_as_date(as_of), dt.time())
-    as_of = _naive_utc(as_of)
+    as_of = naive_utc(as_of)  # a plain date: its start, like datetime(date)
     end = as_of.date()
     if as_of.time() < dt.time(23, 59, 59):
         end -= dt.timedelta(days=1)
@@ -448,7 +438,7 @@ def snapshot_table(
         raise ValueError(
             "snapshot_table: no snapshot dates (is the history shorter than the activation window?)"
         )
-    as_of = _naive_utc(as_of)
+    as_of = naive_utc(as_of)
     as_of_date = ibis.literal(as_of.date(), "date")
     wt, wu, wm = int(trailing_days), int(utilization_window_days), int(maturity_window_days)
     snaps = ibis.memtable(pa.table({"snapshot_date": pa.array(dates, pa.date32())}))
@@ -568,7 +558,7 @@ def to_frame(table: Table, order: Sequence[str]) -> pd.DataFrame:
 def materialise(con, name: str, expr: Table) -> Table:
     """Compute ``expr`` once in the engine: a temporary table ``name`` on DuckDB (replacing
     one of that name), a cached table on Spark."""
-    if con.name != "duckdb":
+    if engine_of(con) != "duckdb":
         return _cache(expr, con)
     # Ibis' overwrite=True writes a scratch table and then copies it (a tenth of a second
     # per table at 10M events): drop the old table instead, and write the new one once.

@@ -1,11 +1,14 @@
 """Validation of the input data contract (``accounts`` and ``events``) in the engine.
 
 Each rule of the contract is written once, as an Ibis expression of the rows that break it
-(its "unexpected rows"). On DuckDB every rule is compiled to SQL and checked by Great
-Expectations as an ``UnexpectedRowsExpectation`` on a SQL data source that shares the very
-DuckDB connection the inputs were read with, so the files are scanned by DuckDB and never
-copied into pandas. On any other engine (Spark) the same expressions run directly: a count and
-the first few rows of each.
+(its "unexpected rows"). On DuckDB the rules are checked by Great Expectations on the very
+DuckDB connection the inputs were read with (:mod:`features.expectations`), so the files are
+scanned by DuckDB and never copied into pandas. On any other engine (Spark) the same
+expressions run directly: a count and the first few rows of each.
+
+Validation also settles the run's ``as_of`` (:attr:`ValidationReport.as_of`): the configured
+one as naive UTC, else the latest readable event time, queried once here; the rest of the
+run takes it from the report.
 
 Timestamps are parsed with :func:`features.io.as_utc_timestamp`, so that what validation calls
 parseable is exactly what the pipeline can read.
@@ -15,21 +18,25 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import math
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import ibis
 import ibis.expr.datatypes as idt
 from ibis.expr.types import BooleanValue, Table, Value
 
-from features.io import REQUIRED_ACCOUNT_COLUMNS, REQUIRED_EVENT_COLUMNS, as_utc_timestamp
+from features.expectations import quiet, run_expectations, temporary_views
+from features.io import (
+    REQUIRED_ACCOUNT_COLUMNS,
+    REQUIRED_EVENT_COLUMNS,
+    as_utc_timestamp,
+    latest_event_time,
+)
+from features.values import engine_of, jsonable, naive_utc
 
 MAX_EXAMPLES = 5
-_BATCH_CTE = "gx_batch"
+AS_OF_RULE = "events.occurred_at.as_of_derivable"
+
 
 # What each column of the contract may hold in a typed source (a Parquet file, a DuckDB table);
 # CSV columns are strings and are parsed by the rules. A column of the "null" type is a column
@@ -104,7 +111,10 @@ class ValidationReport:
         ``"duckdb"`` (rules checked by Great Expectations) or ``"spark"`` (rules run as Ibis
         expressions).
     as_of : datetime or None
-        The scoring date the rules were checked against (naive UTC).
+        The run's scoring date, naive UTC, that the rules were checked against: the
+        configured one, else the latest readable event time. None only when neither exists
+        (the rule ``events.occurred_at.as_of_derivable`` then fails) or, with no configured
+        one, when a required column is missing.
     """
 
     results: list[RuleResult]
@@ -169,7 +179,7 @@ def validate_inputs(
     as_of: dt.datetime | None,
     configured_events: dict[str, str] | None = None,
 ) -> ValidationReport:
-    """Check both raw input tables against the data contract.
+    """Check both raw input tables against the data contract, and settle the run's as_of.
 
     Parameters
     ----------
@@ -178,39 +188,74 @@ def validate_inputs(
     accounts_raw, events_raw : ibis.Table
         The raw tables from :func:`features.io.read_inputs` (CSV columns are all strings).
     as_of : datetime or None
-        Scoring date, naive UTC (an aware one is converted). None: the latest event time, in
-        which case no event can be after it and that rule is not checked.
+        The configured scoring date (an aware one is converted to naive UTC). None: the latest
+        readable event time, in which case no event can be after it and that rule is not
+        checked, and the rule ``events.occurred_at.as_of_derivable`` fails when no event has
+        a readable time.
     configured_events : dict, optional
         Event name -> key path of the configuration that names it; every one must occur.
 
     Returns
     -------
     ValidationReport
+        Its ``as_of`` is the run's scoring date (naive UTC; None only when the report fails).
         When a required column is missing or has an unusable type, only those rules are
         reported (nothing else can be checked).
     """
+    engine = engine_of(con)
+    configured_as_of = naive_utc(as_of)
     schema_results = _schema_results(accounts_raw, events_raw)
-    engine = "duckdb" if con.name == "duckdb" else "spark"
     if any(not r.ok for r in schema_results):
-        return ValidationReport(results=schema_results, row_counts={}, engine=engine, as_of=as_of)
+        return ValidationReport(schema_results, {}, engine=engine, as_of=configured_as_of)
 
-    explicit_as_of = as_of is not None
-    if engine == "duckdb":
-        with _no_progress_bar(con):
-            row_counts = _row_counts(accounts_raw, events_raw)
-            as_of = _resolve_as_of(events_raw, as_of)
-            results = _run_with_great_expectations(
-                con, accounts_raw, events_raw, as_of, explicit_as_of, configured_events
-            )
-    else:
+    explicit = configured_as_of is not None
+    with quiet(con) if engine == "duckdb" else contextlib.nullcontext():
         row_counts = _row_counts(accounts_raw, events_raw)
-        as_of = _resolve_as_of(events_raw, as_of)
-        configured = _configured_table(configured_events)
-        rules = _rules(accounts_raw, events_raw, as_of, explicit_as_of, configured)
-        results = [_run_directly(rule) for rule in rules]
+        as_of, as_of_results = _resolve_as_of(events_raw, configured_as_of, row_counts)
+        if engine == "duckdb":
+            results = _check_with_great_expectations(
+                con, accounts_raw, events_raw, as_of, explicit, configured_events
+            )
+        else:
+            configured = _configured_table(configured_events)
+            rules = _rules(accounts_raw, events_raw, as_of, explicit, configured)
+            results = [_run_directly(rule) for rule in rules]
     return ValidationReport(
-        results=schema_results + results, row_counts=row_counts, engine=engine, as_of=as_of
+        schema_results + as_of_results + results, row_counts, engine=engine, as_of=as_of
     )
+
+
+def _check_with_great_expectations(
+    con,
+    accounts_raw: Table,
+    events_raw: Table,
+    as_of: dt.datetime | None,
+    explicit_as_of: bool,
+    configured_events: dict[str, str] | None,
+) -> list[RuleResult]:
+    """The row-level rules, checked by Great Expectations on the inputs' DuckDB connection.
+
+    Each input gets a temporary view (a GE table asset), and the configured events a temporary
+    table; the rules read these, so that the SQL GE runs names them.
+    """
+    inputs = {"accounts": accounts_raw, "events": events_raw}
+    text_tables = {}
+    if configured_events:
+        text_tables["configured"] = {
+            "event": list(configured_events),
+            "config_key": list(configured_events.values()),
+        }
+    with temporary_views(con, inputs, text_tables) as views:
+        rules = _rules(
+            views["accounts"],
+            views["events"],
+            as_of,
+            explicit_as_of,
+            views.get("configured"),
+        )
+        names = {table: views[table].get_name() for table in inputs}
+        outcomes = run_expectations(con, names, rules)
+    return [_result(rule, *outcomes[rule.rule]) for rule in rules]
 
 
 # --------------------------------------------------------------------------- the schema
@@ -268,31 +313,28 @@ def _row_counts(accounts: Table, events: Table) -> dict[str, int]:
     return {"accounts": int(accounts.count().execute()), "events": int(events.count().execute())}
 
 
-@contextlib.contextmanager
-def _no_progress_bar(con) -> Iterator[None]:
-    """DuckDB draws a progress bar on stderr for queries of more than 2 s: not in validation."""
-    # fetchall: DuckDB refuses other work while a result is left half-read
-    previous = con.raw_sql("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
-    con.raw_sql("SET enable_progress_bar = false")
-    try:
-        yield
-    finally:
-        con.raw_sql(f"SET enable_progress_bar = {'true' if previous else 'false'}")
+def _resolve_as_of(
+    events: Table, configured: dt.datetime | None, row_counts: dict[str, int]
+) -> tuple[dt.datetime | None, list[RuleResult]]:
+    """The run's as_of: the configured one, else the latest readable event time (one query).
 
-
-def _resolve_as_of(events: Table, as_of: dt.datetime | None) -> dt.datetime | None:
-    if as_of is not None:
-        if as_of.tzinfo is not None:
-            as_of = as_of.astimezone(dt.UTC).replace(tzinfo=None)
-        return as_of
-    latest = as_utc_timestamp(events.occurred_at).max().execute()
-    if latest is None or latest != latest:  # no event, or none with a readable time (NaT)
-        return None
-    if hasattr(latest, "to_pydatetime"):
-        latest = latest.to_pydatetime()
-    if latest.tzinfo is not None:
-        latest = latest.astimezone(dt.UTC).replace(tzinfo=None)
-    return latest
+    With no configured as_of, the result also holds the rule that it could be derived.
+    """
+    if configured is not None:
+        return configured, []
+    latest = latest_event_time(events)
+    broken = [] if latest is not None else [{"events": row_counts["events"], "readable": 0}]
+    rule = RuleResult(
+        rule=AS_OF_RULE,
+        table="events",
+        description=(
+            "as_of is not configured, so it is the latest event time: at least one event "
+            "has a readable occurred_at (or configure data.as_of)"
+        ),
+        unexpected_count=len(broken),
+        examples=broken,
+    )
+    return latest, [rule]
 
 
 # --------------------------------------------------------------------------- the rules
@@ -532,331 +574,19 @@ def _rules(
 # --------------------------------------------------------------------------- running them
 
 
-def _jsonable(value: Any) -> Any:
-    """A value fit for JSON and for reading in a message."""
-    if value is None:
-        return None
-    if isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, dt.datetime | dt.date):
-        try:
-            return value.isoformat()
-        except ValueError:  # NaT
-            return None
-    if isinstance(value, Decimal):
-        return _jsonable(float(value))
-    if hasattr(value, "item"):  # numpy scalars
-        return _jsonable(value.item())
-    if value != value:  # NaT, NA
-        return None
-    return str(value)
-
-
 def _examples(rows: list[dict]) -> list[dict]:
-    return [{str(k): _jsonable(v) for k, v in dict(row).items()} for row in rows[:MAX_EXAMPLES]]
+    return [{str(k): jsonable(v) for k, v in dict(row).items()} for row in rows[:MAX_EXAMPLES]]
+
+
+def _result(rule: _Rule, count: int, rows: list[dict]) -> RuleResult:
+    return RuleResult(rule.rule, rule.table, rule.description, count, _examples(rows))
 
 
 def _run_directly(rule: _Rule) -> RuleResult:
     """Run one rule's expression on the engine: its count and its first few rows."""
     count = int(rule.unexpected.count().execute())
     rows = rule.unexpected.limit(MAX_EXAMPLES).to_pyarrow().to_pylist() if count else []
-    return RuleResult(rule.rule, rule.table, rule.description, count, _examples(rows))
-
-
-def _run_with_great_expectations(
-    con,
-    accounts_raw: Table,
-    events_raw: Table,
-    as_of: dt.datetime | None,
-    explicit_as_of: bool,
-    configured_events: dict[str, str] | None,
-) -> list[RuleResult]:
-    """Check every rule with Great Expectations on the DuckDB connection the inputs live on.
-
-    Each input gets a temporary view, which is a Great Expectations table asset; a rule's SQL
-    reads its own table as ``{batch}`` (and may join the other view by name).
-    """
-    suffix = uuid.uuid4().hex[:8]
-    views = {table: f"_milestones_validate_{table}_{suffix}" for table in ("accounts", "events")}
-    configured_name = f"_milestones_validate_configured_{suffix}"
-    created: list[tuple[str, str]] = []
-    try:
-        for table, raw in (("accounts", accounts_raw), ("events", events_raw)):
-            con.raw_sql(f'CREATE OR REPLACE TEMP VIEW "{views[table]}" AS {con.compile(raw)}')
-            created.append(("VIEW", views[table]))
-        configured = None
-        if configured_events:
-            con.raw_sql(
-                f'CREATE OR REPLACE TEMP TABLE "{configured_name}" '
-                "(event VARCHAR, config_key VARCHAR)"
-            )
-            created.append(("TABLE", configured_name))
-            con.con.executemany(
-                f'INSERT INTO "{configured_name}" VALUES (?, ?)',
-                [[str(k), str(v)] for k, v in configured_events.items()],
-            )
-            configured = con.table(configured_name)
-        accounts, events = con.table(views["accounts"]), con.table(views["events"])
-        rules = _rules(accounts, events, as_of, explicit_as_of, configured)
-        queries = {
-            rule.rule: _batch_query(con.compile(rule.unexpected), views[rule.table])
-            for rule in rules
-        }
-        return _great_expectations(con, views, rules, queries)
-    finally:
-        for kind, name in reversed(created):
-            con.raw_sql(f'DROP {kind} IF EXISTS "{name}"')
-
-
-def _batch_query(sql: str, view: str) -> str:
-    """The rule's SQL for Great Expectations, reading its own table from GE's ``{batch}``.
-
-    GE substitutes ``{batch}`` with a subquery (aliased or not, depending on whether the query
-    joins), which cannot take the place of Ibis's ``"view" AS "t0"``; so the batch becomes a
-    common table expression that the Ibis SQL reads in place of the view. Literal braces are
-    doubled, as GE formats the query with ``str.format``.
-    """
-    sql = sql.replace("{", "{{").replace("}", "}}").replace(f'"{view}"', f'"{_BATCH_CTE}"')
-    head = f'WITH "{_BATCH_CTE}" AS (SELECT * FROM {{batch}})'
-    stripped = sql.lstrip()
-    if stripped[:5].upper() == "WITH ":
-        return f"{head}, {stripped[5:]}"
-    return f"{head} {stripped}"
-
-
-def _great_expectations(
-    con, views: dict[str, str], rules: list[_Rule], queries: dict[str, str]
-) -> list[RuleResult]:
-    """Run the rules as GE suites (one per table) on a SQL data source over ``con``'s DuckDB."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
-
-    url = _register_lent_dialect()
-    # GE keeps its last context (and so this data source) reachable globally: the creator reads
-    # the connection from a holder that is emptied afterwards, and the pools are disposed, so
-    # that nothing of GE keeps the backend's connection once validation returns
-    lent = [con.con]
-    context = gx.get_context(
-        project_config=DataContextConfig(
-            store_backend_defaults=InMemoryStoreBackendDefaults(),
-            analytics_enabled=False,
-            progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
-        ),
-        mode="ephemeral",
-    )
-    source = None
-    outcomes: dict[str, dict] = {}
-    try:
-        source = context.data_sources.add_sql(
-            name="milestones_inputs",
-            connection_string=url,
-            kwargs={"creator": lambda: _LentConnection(lent[0])},
-        )
-        for table in views:
-            table_rules = [r for r in rules if r.table == table]
-            if table_rules:
-                outcomes.update(
-                    _validate_table(gx, context, source, table, views[table], table_rules, queries)
-                )
-    finally:
-        if source is not None:
-            source.get_engine().dispose()
-            source.get_execution_engine().close()
-        lent.clear()
-
-    results = []
-    for rule in rules:
-        outcome = outcomes[rule.rule]
-        rows = (outcome.get("details") or {}).get("unexpected_rows") or []
-        count = int(outcome["observed_value"])
-        results.append(RuleResult(rule.rule, rule.table, rule.description, count, _examples(rows)))
-    return results
-
-
-def _validate_table(
-    gx, context, source, table: str, view: str, rules: list[_Rule], queries: dict[str, str]
-) -> dict[str, dict]:
-    """One table's rules as one GE suite, validated on a whole-table batch of its view."""
-    asset = source.add_table_asset(name=table, table_name=view)
-    batch = asset.add_batch_definition_whole_table(name=f"{table}_all")
-    expectations = [
-        gx.expectations.UnexpectedRowsExpectation(
-            unexpected_rows_query=queries[rule.rule],
-            description=rule.description,
-            meta={"rule": rule.rule},
-        )
-        for rule in rules
-    ]
-    suite = context.suites.add(
-        gx.ExpectationSuite(name=f"{table}_contract", expectations=expectations)
-    )
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{table}_contract", data=batch, suite=suite)
-    )
-    # COMPLETE: the first rows of each rule's query (up to 200) come back as examples
-    run = definition.run(result_format={"result_format": "COMPLETE"})
-    outcomes = {}
-    for result in run.results:
-        rule_id = result.expectation_config.meta["rule"]
-        error = _exception_message(result.exception_info or {})
-        if error is not None:
-            raise RuntimeError(f"validation rule {rule_id} could not run: {error}")
-        outcomes[rule_id] = result.result
-    return outcomes
-
-
-def _exception_message(info: dict) -> str | None:
-    """The message of the exception GE caught while running an expectation, if any."""
-    if info.get("raised_exception"):
-        return str(info.get("exception_message") or "unknown error")
-    for value in info.values():
-        if isinstance(value, dict) and value.get("raised_exception"):
-            return str(value.get("exception_message") or "unknown error")
-    return None
-
-
-# --------------------------------------------------------------------------- DuckDB for GE
-#
-# GE reaches a database through SQLAlchemy. The rules must run on the backend's own DuckDB
-# connection (its temporary views, session time zone and attached databases), so SQLAlchemy
-# gets that connection lent through a minimal DB-API shim and dialect: it never closes the
-# connection and never opens a transaction on it (a rollback when SQLAlchemy takes the
-# connection back would discard the result GE has still to fetch). The dialect compiles
-# SQLAlchemy's generic SQL, which DuckDB reads; the rules themselves are DuckDB SQL from Ibis.
-
-_LENT_DIALECT = "duckdb.milestones_lent"
-
-
-class _LentCursor:
-    """A DB-API cursor over the lent DuckDB connection (DuckDB keeps one result at a time)."""
-
-    arraysize = 1
-    rowcount = -1
-
-    def __init__(self, duck: Any) -> None:
-        self._duck = duck
-
-    def execute(self, operation: str, parameters: Any = None) -> None:
-        if parameters:
-            self._duck.execute(operation, list(parameters))
-        else:
-            self._duck.execute(operation)
-
-    @property
-    def description(self) -> Any:
-        return self._duck.description
-
-    def fetchone(self) -> Any:
-        return self._duck.fetchone()
-
-    def fetchmany(self, size: int | None = None) -> list:
-        return self._duck.fetchmany(size or self.arraysize)
-
-    def fetchall(self) -> list:
-        return self._duck.fetchall()
-
-    def close(self) -> None:
-        pass
-
-
-class _LentConnection:
-    """A DB-API connection that lends the backend's DuckDB connection and never closes it."""
-
-    def __init__(self, duck: Any) -> None:
-        self._duck = duck
-
-    def cursor(self) -> _LentCursor:
-        return _LentCursor(self._duck)
-
-    def close(self) -> None:
-        pass
-
-    def commit(self) -> None:
-        pass
-
-    def rollback(self) -> None:
-        pass
-
-
-def _register_lent_dialect() -> str:
-    """Register the SQLAlchemy dialect of the lent connection (once); return its URL."""
-    from sqlalchemy.dialects import registry
-
-    # SQLAlchemy's registry loads a dialect by module and attribute name; the class is built
-    # on first use so that importing this module does not import SQLAlchemy
-    if "_LentDuckDBDialect" not in globals():
-        globals()["_LentDuckDBDialect"] = _build_lent_dialect()
-        registry.register(_LENT_DIALECT, __name__, "_LentDuckDBDialect")
-    return _LENT_DIALECT.replace(".", "+") + "://"
-
-
-def _build_lent_dialect() -> type:
-    import duckdb
-    from sqlalchemy.engine.default import DefaultDialect
-
-    class DBAPI:
-        """The DB-API module SQLAlchemy expects: a parameter style and the error classes."""
-
-        apilevel = "2.0"
-        threadsafety = 1
-        paramstyle = "qmark"
-        Warning = duckdb.Warning
-        Error = duckdb.Error
-        InterfaceError = duckdb.Error
-        DatabaseError = duckdb.DatabaseError
-        DataError = duckdb.DataError
-        OperationalError = duckdb.OperationalError
-        IntegrityError = duckdb.IntegrityError
-        InternalError = duckdb.InternalError
-        ProgrammingError = duckdb.ProgrammingError
-        NotSupportedError = duckdb.NotSupportedError
-
-    class LentDuckDBDialect(DefaultDialect):
-        name = "duckdb"
-        driver = "milestones_lent"
-        supports_statement_cache = True
-        supports_native_boolean = True
-        default_paramstyle = "qmark"
-
-        @classmethod
-        def import_dbapi(cls) -> Any:
-            return DBAPI
-
-        def _get_server_version_info(self, connection: Any) -> tuple[int, ...]:
-            return tuple(int(p) for p in duckdb.__version__.split(".")[:3] if p.isdigit())
-
-        def _get_default_schema_name(self, connection: Any) -> str:
-            return "main"
-
-        def get_default_isolation_level(self, dbapi_conn: Any) -> None:
-            return None
-
-        def do_begin(self, dbapi_connection: Any) -> None:
-            pass
-
-        def do_commit(self, dbapi_connection: Any) -> None:
-            pass
-
-        def do_rollback(self, dbapi_connection: Any) -> None:
-            pass
-
-        def has_table(
-            self, connection: Any, table_name: str, schema: str | None = None, **kw: Any
-        ) -> bool:
-            found = connection.exec_driver_sql(
-                "SELECT 1 FROM duckdb_tables() WHERE table_name = ? "
-                "UNION ALL SELECT 1 FROM duckdb_views() WHERE view_name = ?",
-                (table_name, table_name),
-            )
-            return found.first() is not None
-
-    return LentDuckDBDialect
+    return _result(rule, count, rows)
 
 
 # --------------------------------------------------------------------------- feature tables
@@ -869,18 +599,28 @@ def _feature_table_rules(tenure: Table, snapshots: Table) -> list[_Rule]:
     def add(rule: str, table: str, description: str, unexpected: Table) -> None:
         rules.append(_Rule(rule, table, description, unexpected))
 
-    for name, t, keys in (("tenure", tenure, ["account_id"]), ("snapshots", snapshots, ["account_id", "snapshot_date"])):
+    for name, t, keys in (
+        ("tenure", tenure, ["account_id"]),
+        ("snapshots", snapshots, ["account_id", "snapshot_date"]),
+    ):
         dup = t.group_by(keys).aggregate(rows=t.count()).filter(lambda g: g.rows > 1)
         add(f"{name}.key.unique", name, f"{name} has one row per {' and '.join(keys)}", dup)
         required = [c for c in (*keys, "seats", "plan") if c in t.columns]
-        required += [c for c in ("labelled", "window_closed", "censored", "tenure_days") if c in t.columns]
+        required += [
+            c for c in ("labelled", "window_closed", "censored", "tenure_days") if c in t.columns
+        ]
         cond = None
         for c in required:
             cond = t[c].isnull() if cond is None else (cond | t[c].isnull())
-        add(f"{name}.required.not_null", name, f"{name} has no null in {', '.join(required)}",
-            t.filter(cond).select(*keys, *[c for c in required if c not in keys]))
+        add(
+            f"{name}.required.not_null",
+            name,
+            f"{name} has no null in {', '.join(required)}",
+            t.filter(cond).select(*keys, *[c for c in required if c not in keys]),
+        )
         counts = [
-            c for c in t.columns
+            c
+            for c in t.columns
             if c.endswith(("__count", "__days", "__used", "__per_seat"))
             or c.startswith(("gw__", "aw__", "maturity__"))
             or c in ("activation_count", "utilization_rate", "utilization_raw", "tenure_days")
@@ -890,15 +630,28 @@ def _feature_table_rules(tenure: Table, snapshots: Table) -> list[_Rule]:
             for c in counts:
                 bad = t[c] < 0
                 neg = bad if neg is None else (neg | bad)
-            add(f"{name}.counts.non_negative", name, f"every count and rate of {name} is >= 0",
-                t.filter(neg).select(*keys))
-    add("tenure.label.only_when_labelled", "tenure",
+            add(
+                f"{name}.counts.non_negative",
+                name,
+                f"every count and rate of {name} is >= 0",
+                t.filter(neg).select(*keys),
+            )
+    add(
+        "tenure.label.only_when_labelled",
+        "tenure",
         "tenure rows carry a retention label exactly when they are labelled",
-        tenure.filter(tenure.labelled != tenure.retained.notnull()).select("account_id", "labelled", "retained"))
-    add("snapshots.label.only_uncensored", "snapshots",
+        tenure.filter(tenure.labelled != tenure.retained.notnull()).select(
+            "account_id", "labelled", "retained"
+        ),
+    )
+    add(
+        "snapshots.label.only_uncensored",
+        "snapshots",
         "snapshot rows carry a retention label exactly when they are not censored",
-        snapshots.filter(snapshots.censored == snapshots.retained.notnull())
-        .select("account_id", "snapshot_date", "censored", "retained"))
+        snapshots.filter(snapshots.censored == snapshots.retained.notnull()).select(
+            "account_id", "snapshot_date", "censored", "retained"
+        ),
+    )
     return rules
 
 
@@ -911,14 +664,19 @@ def validate_feature_tables(con, tables: dict[str, Table]) -> ValidationReport:
     tables : dict
         ``{"tenure": table, "snapshots": table}``; on DuckDB each should be a materialised
         (named) table, which Great Expectations reads as a table asset.
+
+    Returns
+    -------
+    ValidationReport
+        With the tables' row counts; its ``as_of`` is None.
     """
+    engine = engine_of(con)
     tenure, snapshots = tables["tenure"], tables["snapshots"]
     rules = _feature_table_rules(tenure, snapshots)
     row_counts = {name: int(t.count().execute()) for name, t in tables.items()}
-    if con.name != "duckdb":
-        return ValidationReport([_run_directly(r) for r in rules], row_counts, engine="spark")
-    views = {name: t.get_name() for name, t in tables.items()}
-    queries = {r.rule: _batch_query(con.compile(r.unexpected), views[r.table]) for r in rules}
-    with _no_progress_bar(con):
-        results = _great_expectations(con, views, rules, queries)
-    return ValidationReport(results, row_counts, engine="duckdb")
+    if engine != "duckdb":
+        return ValidationReport([_run_directly(r) for r in rules], row_counts, engine=engine)
+    with quiet(con):
+        outcomes = run_expectations(con, {name: t.get_name() for name, t in tables.items()}, rules)
+    results = [_result(rule, *outcomes[rule.rule]) for rule in rules]
+    return ValidationReport(results, row_counts, engine=engine)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from features.values import naive_utc
 from flows.errors import ConfigError
+from models import defaults as D
 
 HISTORY_FILE = "milestone_history.duckdb"
 
@@ -62,10 +63,10 @@ class SetupConfig(_Model):
         default=None, description="Use exactly these steps instead of selecting them."
     )
     max_prevalence: Share = Field(
-        default=0.9, description="A step done by a larger share of accounts is routine."
+        default=D.SETUP_MAX_PREVALENCE, description="A step done by a larger share of accounts is routine."
     )
     min_lift: float = Field(
-        default=1.1,
+        default=D.SETUP_MIN_LIFT,
         gt=0,
         description="A step is selected when the lower end of its activation-lift interval "
         "is above this ratio.",
@@ -83,7 +84,7 @@ class ActivationConfig(_Model):
 class UtilizationConfig(_Model):
     event: str
     per_seat: bool = True
-    period_days: PosInt = 30
+    period_days: PosInt = D.UTILIZATION_PERIOD_DAYS
     window_days: PosInt = 90
     threshold: float | None = Field(default=None, description="Pin the threshold.")
 
@@ -132,9 +133,11 @@ class FeaturesConfig(_Model):
 
 
 class ThresholdsConfig(_Model):
-    min_side_share: Share = Field(default=0.05, description="Minimum share of rows on each side.")
-    bootstrap: PosInt = 200
-    confidence: Share = 0.95
+    min_side_share: Share = Field(
+        default=D.MIN_SIDE_SHARE, description="Minimum share of rows on each side."
+    )
+    bootstrap: PosInt = D.N_BOOTSTRAP
+    confidence: Share = D.CONFIDENCE
     utilization_after_onboarding: bool = Field(
         default=True,
         description="Derive the utilization threshold only on snapshots whose utilization "
@@ -146,16 +149,16 @@ class ThresholdsConfig(_Model):
 class ModelsConfig(_Model):
     row_budget: PosInt = Field(default=60_000, description="Rows sampled for training.")
     test_snapshots: PosInt = Field(
-        default=3, description="Newest labelled snapshot dates held out as the test set."
+        default=D.TEST_SNAPSHOTS, description="Newest labelled snapshot dates held out as the test set."
     )
     test_account_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
-        default=0.5,
+        default=D.TEST_ACCOUNT_SHARE,
         description="Share of the accounts seen at the test dates that go to the test set; the "
         "others keep their older rows in training (1.0 leaves only churned accounts in training, "
         "which biases the probabilities low).",
     )
-    n_estimators: PosInt = 200
-    permutation_repeats: PosInt = 5
+    n_estimators: PosInt = D.N_ESTIMATORS
+    permutation_repeats: PosInt = D.PERMUTATION_REPEATS
     breadth: bool = Field(
         default=True,
         description="Let the models see, per maturity category, how many of its features a "
@@ -170,13 +173,13 @@ class ModelsConfig(_Model):
 
 class ImportanceConfig(_Model):
     prevalence_band: tuple[Share, Share] = Field(
-        default=(0.05, 0.90), description="Prevalence inside which a feature can be a candidate."
+        default=D.PREVALENCE_BAND, description="Prevalence inside which a feature can be a candidate."
     )
     min_importance: float = Field(
-        default=0.002, ge=0, description="Minimum permutation importance (AUC drop)."
+        default=D.MIN_IMPORTANCE, ge=0, description="Minimum permutation importance (AUC drop)."
     )
     lift_snapshots: PosInt = Field(
-        default=24,
+        default=D.LIFT_SNAPSHOTS,
         description="Newest labelled snapshot dates pooled for the retention lifts "
         "(cluster-robust intervals over accounts); prevalence uses the newest only.",
     )
@@ -186,7 +189,7 @@ class ImportanceConfig(_Model):
         "retention within plans, and that is important, is a milestone candidate.",
     )
     max_rows: PosInt | None = Field(
-        default=10_000, description="Rows sampled for the permutation importance (None: all)."
+        default=D.PERMUTATION_MAX_ROWS, description="Rows sampled for the permutation importance (None: all)."
     )
 
 
@@ -201,7 +204,7 @@ class TrackingConfig(_Model):
 
 class ReviewConfig(_Model):
     min_lift: float = Field(
-        default=1.05,
+        default=D.REVIEW_MIN_LIFT,
         gt=0,
         description="Warn when a milestone's lift on the newest out-of-time cohort is below this.",
     )

@@ -8,13 +8,10 @@ that churn less. This module ranks product features (events) more honestly:
 - :func:`shap_importance`: mean absolute LightGBM contribution of a feature's columns;
 - :func:`impurity_importance`: the random forest's impurity importance per feature, kept
   only as a labelled, biased reference;
-- :func:`adoption_table`: prevalence of each feature and its retention lift, crude and
-  stratified by plan (Mantel-Haenszel, :func:`risk_ratio`, :func:`mantel_haenszel_risk_ratio`),
-  optionally pooled over several snapshot dates with account-clustered intervals, and the
-  intensity lift (heavier vs lighter users) that a near-universal feature needs;
 - :func:`assign_verdicts`: one verdict per feature (:data:`VERDICTS`) with a plain reason;
-- :func:`rank_features`: all of the above as the ``importance.csv`` table
-  (:data:`IMPORTANCE_COLUMNS`).
+- :func:`rank_features`: all of the above with the adoption statistics
+  (:func:`models.adoption.adoption_table`: prevalence, lifts crude and within plans, the
+  intensity lift) as the ``importance.csv`` table (:data:`IMPORTANCE_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -24,11 +21,23 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from features.columns import ACCOUNT_KEY, LABEL, SNAPSHOT_KEY, feature_col
-from models.training import RetentionModels, labelled_rows, stratified_sample
+from features.columns import LABEL
+from models.adoption import adoption_table
+from models.defaults import (
+    CONFIDENCE,
+    CONFOUNDING_SHARE,
+    LIFT_SNAPSHOTS,
+    MIN_IMPORTANCE,
+    PERMUTATION_MAX_ROWS,
+    PERMUTATION_REPEATS,
+    PREVALENCE_BAND,
+    SHAP_MAX_ROWS,
+)
+from models.splits import labelled_rows, stratified_sample
+from models.stats import make_rng, require_columns
+from models.training import RetentionModels
 
 VERDICTS = ("milestone_candidate", "niche", "table_stakes", "confounded", "no_signal")
 
@@ -58,18 +67,12 @@ IMPORTANCE_COLUMNS = [
 __all__ = [
     "IMPORTANCE_COLUMNS",
     "VERDICTS",
-    "adoption_table",
     "assign_verdicts",
     "grouped_permutation_importance",
     "impurity_importance",
-    "mantel_haenszel_risk_ratio",
     "rank_features",
-    "risk_ratio",
     "shap_importance",
 ]
-
-_NAN = float("nan")
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -99,12 +102,6 @@ def _row_sample(
     return picked.index.to_numpy()
 
 
-def _z(confidence: float) -> float:
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    return float(norm.ppf(0.5 + confidence / 2.0))
-
-
 # --------------------------------------------------------------------------- importance
 
 
@@ -113,9 +110,9 @@ def grouped_permutation_importance(
     X: pd.DataFrame,
     y: Sequence[int],
     groups: Mapping[str, Sequence[str]],
-    n_repeats: int = 5,
+    n_repeats: int = PERMUTATION_REPEATS,
     random_state: int = 0,
-    max_rows: int | None = 5000,
+    max_rows: int | None = PERMUTATION_MAX_ROWS,
 ) -> pd.DataFrame:
     """Drop in ROC AUC when all columns of a feature are permuted together.
 
@@ -161,7 +158,7 @@ def grouped_permutation_importance(
     columns = [str(c) for c in X.columns]
     _check_groups(groups, columns)
 
-    rng = np.random.default_rng(random_state)
+    rng = make_rng(random_state)
     rows = _row_sample(y_arr, len(X), max_rows, int(rng.integers(2**31 - 1)))
     data = X.to_numpy(dtype="float64")[rows].copy()
     y_s = y_arr[rows]
@@ -193,7 +190,7 @@ def shap_importance(
     lgbm_model,
     X: pd.DataFrame,
     groups: Mapping[str, Sequence[str]],
-    max_rows: int | None = 1000,
+    max_rows: int | None = SHAP_MAX_ROWS,
     random_state: int = 0,
 ) -> pd.DataFrame:
     """Mean absolute SHAP value of each feature, from LightGBM's ``pred_contrib``.
@@ -269,319 +266,11 @@ def impurity_importance(
     return pd.DataFrame(records, columns=["feature", "impurity_biased"])
 
 
-# --------------------------------------------------------------------------- lift
-
-
-def risk_ratio(
-    a: float, n1: float, c: float, n0: float, confidence: float = 0.95
-) -> tuple[float, float, float]:
-    """Risk ratio ``(a / n1) / (c / n0)`` with a Wald interval on the log scale.
-
-    ``a`` of ``n1`` exposed rows and ``c`` of ``n0`` unexposed rows have the outcome (here:
-    retained among users and among non-users). ``var(log RR) = 1/a - 1/n1 + 1/c - 1/n0``.
-
-    Returns
-    -------
-    (rr, low, high)
-        NaN where undefined: no exposed or unexposed rows, or ``c == 0`` (all NaN);
-        ``a == 0`` gives ``rr = 0`` with a NaN interval.
-    """
-    z = _z(confidence)
-    if n1 <= 0 or n0 <= 0 or c <= 0:
-        return _NAN, _NAN, _NAN
-    rr = (a / n1) / (c / n0)
-    if a <= 0:
-        return 0.0, _NAN, _NAN
-    var = max(1.0 / a - 1.0 / n1 + 1.0 / c - 1.0 / n0, 0.0)
-    half = z * math.sqrt(var)
-    return float(rr), float(rr * math.exp(-half)), float(rr * math.exp(half))
-
-
-def mantel_haenszel_risk_ratio(
-    a: Sequence[float],
-    n1: Sequence[float],
-    c: Sequence[float],
-    n0: Sequence[float],
-    confidence: float = 0.95,
-) -> tuple[float, float, float]:
-    """Mantel-Haenszel risk ratio over strata, with the Greenland-Robins interval.
-
-    Per stratum k: ``a_k`` of ``n1_k`` exposed rows and ``c_k`` of ``n0_k`` unexposed rows
-    have the outcome, ``N_k = n1_k + n0_k``.
-
-    ``RR_MH = sum(a_k n0_k / N_k) / sum(c_k n1_k / N_k)``
-
-    ``var(log RR_MH) = sum((n1_k n0_k (a_k + c_k) - a_k c_k N_k) / N_k^2)
-    / (sum(a_k n0_k / N_k) * sum(c_k n1_k / N_k))`` (Greenland and Robins, 1985).
-
-    Strata with only exposed or only unexposed rows add nothing. With one stratum this is
-    the crude :func:`risk_ratio`.
-
-    Returns
-    -------
-    (rr, low, high)
-        NaN where undefined (the denominator sum is 0); ``rr = 0`` with a NaN interval when
-        the numerator sum is 0.
-    """
-    z = _z(confidence)
-    a, n1, c, n0 = (np.asarray(v, dtype="float64") for v in (a, n1, c, n0))
-    if not (a.shape == n1.shape == c.shape == n0.shape) or a.ndim != 1:
-        raise ValueError("a, n1, c and n0 must be 1-D with one value per stratum")
-    big_n = n1 + n0
-    keep = big_n > 0
-    a, n1, c, n0, big_n = a[keep], n1[keep], c[keep], n0[keep], big_n[keep]
-    r = float(np.sum(a * n0 / big_n))
-    s = float(np.sum(c * n1 / big_n))
-    if s <= 0:
-        return _NAN, _NAN, _NAN
-    if r <= 0:
-        return 0.0, _NAN, _NAN
-    rr = r / s
-    var = float(np.sum((n1 * n0 * (a + c) - a * c * big_n) / big_n**2)) / (r * s)
-    if not var >= 0:
-        return float(rr), _NAN, _NAN
-    half = z * math.sqrt(var)
-    return float(rr), float(rr * math.exp(-half)), float(rr * math.exp(half))
-
-
-def _pooled_risk_ratio(
-    y: np.ndarray,
-    exposed: np.ndarray,
-    strata: np.ndarray,
-    clusters: np.ndarray,
-    z: float,
-) -> tuple[float, float, float]:
-    """Mantel-Haenszel risk ratio over strata with a cluster-robust interval.
-
-    The estimate is the usual ``sum(a_k n0_k / N_k) / sum(c_k n1_k / N_k)``. Rows of one
-    cluster (an account seen at several snapshot dates) are not independent, so the
-    variance of ``log RR`` is the sandwich (delta-method) estimate over clusters: each row
-    contributes ``w (y - p)`` to the numerator or the denominator sum, ``p`` being its
-    cell's (stratum, exposure) outcome rate, and the squared cluster totals are summed,
-    times ``G / (G - 1)``. With one row per cluster this is the unconditional binomial
-    variance of the Mantel-Haenszel estimator.
-    """
-    k = strata
-    n_k = int(k.max()) + 1 if k.size else 0
-    e = exposed.astype("float64")
-    n1 = np.bincount(k, weights=e, minlength=n_k)
-    n0 = np.bincount(k, weights=1.0 - e, minlength=n_k)
-    big_n = n1 + n0
-    a = np.bincount(k, weights=y * e, minlength=n_k)
-    c = np.bincount(k, weights=y * (1.0 - e), minlength=n_k)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = float(np.sum(np.where(big_n > 0, a * n0 / big_n, 0.0)))
-        s = float(np.sum(np.where(big_n > 0, c * n1 / big_n, 0.0)))
-    if s <= 0:
-        return _NAN, _NAN, _NAN
-    if r <= 0:
-        return 0.0, _NAN, _NAN
-    rr = r / s
-    with np.errstate(invalid="ignore", divide="ignore"):
-        w1 = np.where(big_n > 0, n0 / big_n, 0.0)[k]
-        w0 = np.where(big_n > 0, n1 / big_n, 0.0)[k]
-        p1 = np.where(n1 > 0, a / np.maximum(n1, 1e-300), 0.0)[k]
-        p0 = np.where(n0 > 0, c / np.maximum(n0, 1e-300), 0.0)[k]
-    contrib = np.where(exposed, w1 * (y - p1) / r, -w0 * (y - p0) / s)
-    g = int(clusters.max()) + 1
-    per_cluster = np.bincount(clusters, weights=contrib, minlength=g)
-    var = float(np.sum(per_cluster**2)) * (g / (g - 1) if g > 1 else 1.0)
-    if not var > 0:
-        return float(rr), _NAN, _NAN
-    half = z * math.sqrt(var)
-    return float(rr), float(rr * math.exp(-half)), float(rr * math.exp(half))
-
-
-def adoption_table(
-    snapshots_labelled: pd.DataFrame,
-    events: Sequence[str],
-    plan_col: str | None = "plan",
-    confidence: float = 0.95,
-    snapshot_date=None,
-    lift_snapshots: int = 1,
-    account_col: str | None = ACCOUNT_KEY,
-) -> pd.DataFrame:
-    """Prevalence and retention lift of each feature, measured on labelled snapshots.
-
-    The prevalence is measured at the newest labelled snapshot date (each account counts
-    once). A row "uses" a feature when ``<event>__used == 1`` (a null flag counts as not
-    used).
-
-    The lifts use the newest ``lift_snapshots`` labelled snapshot dates. With one date
-    (the default) they are the crude risk ratio (:func:`risk_ratio`) and the
-    Mantel-Haenszel risk ratio by plan with the Greenland-Robins interval
-    (:func:`mantel_haenszel_risk_ratio`). With several dates the same Mantel-Haenszel
-    estimators pool the dates, each date its own stratum (``stratified_lift``: plan x date;
-    ``retention_lift``: date only, so that the two differ only by plan), and their
-    intervals are cluster-robust over accounts (:func:`_pooled_risk_ratio`): the same
-    account at several dates is not several independent observations. Pooling a year of
-    month ends gives the lift about twice the information of a single month end, which a
-    feature of moderate effect needs at a few thousand accounts.
-
-    ``intensity_lift`` answers the question the lift cannot ask of a feature that nearly
-    everyone uses: among its users, do the heavier users (``<event>__per_seat`` above the
-    median of the users at the same date; ``<event>__count`` when there is no per-seat
-    column) retain better than the lighter ones? Mantel-Haenszel by plan x date over the
-    same dates, with the same kind of interval.
-
-    Parameters
-    ----------
-    snapshots_labelled : DataFrame
-        Snapshot rows with ``snapshot_date``, ``retained``, the ``<event>__used`` columns and
-        ``plan_col``; censored or unlabelled rows are ignored.
-    events : sequence of str
-        Product features.
-    plan_col : str or None, default "plan"
-        Column to stratify by (a null plan is its own stratum). None, or a column absent
-        from the table, gives one stratum: the stratified lift then equals the crude lift.
-    confidence : float, default 0.95
-        Level of the intervals.
-    snapshot_date : optional
-        Use this labelled snapshot date instead of the newest (the lifts then pool it and
-        the dates before it).
-    lift_snapshots : int, default 1
-        Number of labelled snapshot dates the lifts pool (the newest ones).
-    account_col : str or None, default "account_id"
-        The cluster of the robust intervals; absent or None: every row is its own cluster.
-
-    Returns
-    -------
-    DataFrame
-        One row per event: ``feature``, ``snapshot_date``, ``n_rows``, ``n_users``,
-        ``prevalence``, ``retention_users``, ``retention_non_users`` (at ``snapshot_date``),
-        ``retention_lift`` (retention of users / retention of non-users) with
-        ``retention_lift_low`` and ``_high``, ``stratified_lift`` (by plan) with
-        ``stratified_lift_low`` and ``_high``, ``intensity_lift`` with ``_low`` and ``_high``,
-        ``n_strata`` (plans), ``lift_dates`` and ``lift_rows``. Undefined values (zero
-        cells) are NaN.
-    """
-    if not isinstance(snapshots_labelled, pd.DataFrame):
-        kind = type(snapshots_labelled).__name__
-        raise TypeError(f"snapshots_labelled must be a pandas DataFrame, got {kind}")
-    for col in (SNAPSHOT_KEY, LABEL):
-        if col not in snapshots_labelled.columns:
-            raise ValueError(f"snapshots_labelled is missing column '{col}'")
-    events = list(events)
-    if not events:
-        raise ValueError("events is empty")
-    for event in events:
-        if feature_col(event, "used") not in snapshots_labelled.columns:
-            raise ValueError(
-                f"snapshots_labelled is missing column '{feature_col(event, 'used')}'"
-            )
-    if isinstance(lift_snapshots, bool) or int(lift_snapshots) < 1:
-        raise ValueError(f"lift_snapshots must be a positive integer, got {lift_snapshots!r}")
-    z = _z(confidence)  # checks the level before any work
-    labelled = labelled_rows(snapshots_labelled)
-    if labelled.empty:
-        raise ValueError("snapshots_labelled has no labelled rows (all censored or null)")
-    if snapshot_date is None:
-        snapshot_date = labelled[SNAPSHOT_KEY].max()
-    at_date = (labelled[SNAPSHOT_KEY] == snapshot_date).to_numpy()
-    if not at_date.any():
-        raise ValueError(f"no labelled rows at snapshot_date {snapshot_date!r}")
-    dates = sorted(d for d in labelled[SNAPSHOT_KEY].dropna().unique() if d <= snapshot_date)
-    pooled_dates = dates[-int(lift_snapshots):]
-    pooled = labelled.loc[labelled[SNAPSHOT_KEY].isin(pooled_dates).to_numpy()]
-    rows = labelled.loc[at_date]
-
-    def plan_codes(frame: pd.DataFrame) -> np.ndarray:
-        if plan_col is not None and plan_col in frame.columns:
-            strata = frame[plan_col].astype("object").where(frame[plan_col].notna(), "\0missing")
-            return pd.factorize(strata.astype(str), sort=True)[0]
-        return np.zeros(len(frame), dtype=np.int64)
-
-    strata_codes = plan_codes(rows)
-    n_strata = int(strata_codes.max()) + 1
-    y = rows[LABEL].to_numpy(dtype="float64")
-    # pooled rows: strata plan x date (stratified) and date (crude), accounts as clusters
-    y_p = pooled[LABEL].to_numpy(dtype="float64")
-    date_codes = pd.factorize(pooled[SNAPSHOT_KEY], sort=True)[0]
-    plan_date = plan_codes(pooled) * len(pooled_dates) + date_codes
-    if account_col is not None and account_col in pooled.columns:
-        clusters = pd.factorize(pooled[account_col].astype(str))[0]
-    else:
-        clusters = np.arange(len(pooled))
-    single = len(pooled_dates) == 1
-
-    records = []
-    for event in events:
-        used_raw = rows[feature_col(event, "used")]
-        used = (used_raw.fillna(0).to_numpy(dtype="float64") == 1.0)
-        n_users = int(used.sum())
-        n_non = int(len(used) - n_users)
-        a = float(y[used].sum())
-        c = float(y[~used].sum())
-        used_p = pooled[feature_col(event, "used")].fillna(0).to_numpy(dtype="float64") == 1.0
-        if single:
-            crude = risk_ratio(a, n_users, c, n_non, confidence)
-            a_k = np.bincount(strata_codes, weights=y * used, minlength=n_strata)
-            n1_k = np.bincount(strata_codes, weights=used.astype("float64"), minlength=n_strata)
-            c_k = np.bincount(strata_codes, weights=y * ~used, minlength=n_strata)
-            n0_k = np.bincount(strata_codes, weights=(~used).astype("float64"), minlength=n_strata)
-            strat = mantel_haenszel_risk_ratio(a_k, n1_k, c_k, n0_k, confidence)
-        else:
-            crude = _pooled_risk_ratio(y_p, used_p, date_codes, clusters, z)
-            strat = _pooled_risk_ratio(y_p, used_p, plan_date, clusters, z)
-        intensity = _intensity_lift(pooled, event, used_p, y_p, plan_date, date_codes, clusters, z)
-        records.append(
-            {
-                "feature": event,
-                "snapshot_date": snapshot_date,
-                "n_rows": int(len(used)),
-                "n_users": n_users,
-                "prevalence": n_users / len(used),
-                "retention_users": a / n_users if n_users else _NAN,
-                "retention_non_users": c / n_non if n_non else _NAN,
-                "retention_lift": crude[0],
-                "retention_lift_low": crude[1],
-                "retention_lift_high": crude[2],
-                "stratified_lift": strat[0],
-                "stratified_lift_low": strat[1],
-                "stratified_lift_high": strat[2],
-                "intensity_lift": intensity[0],
-                "intensity_lift_low": intensity[1],
-                "intensity_lift_high": intensity[2],
-                "n_strata": n_strata,
-                "lift_dates": len(pooled_dates),
-                "lift_rows": int(len(pooled)),
-            }
-        )
-    return pd.DataFrame.from_records(records)
-
-
-def _intensity_lift(
-    pooled: pd.DataFrame,
-    event: str,
-    used: np.ndarray,
-    y: np.ndarray,
-    strata: np.ndarray,
-    date_codes: np.ndarray,
-    clusters: np.ndarray,
-    z: float,
-) -> tuple[float, float, float]:
-    """Retention of the users above the median intensity over the users below it."""
-    for kind in ("per_seat", "count"):
-        col = feature_col(event, kind)
-        if col in pooled.columns:
-            break
-    else:
-        return _NAN, _NAN, _NAN
-    if used.sum() < 4:
-        return _NAN, _NAN, _NAN
-    x = pooled[col].fillna(0).to_numpy(dtype="float64")
-    frame = pd.DataFrame({"d": date_codes[used], "x": x[used]})
-    median = frame.groupby("d")["x"].transform("median").to_numpy()
-    heavy = frame["x"].to_numpy() > median
-    if heavy.all() or not heavy.any():
-        return _NAN, _NAN, _NAN
-    return _pooled_risk_ratio(y[used], heavy, strata[used], clusters[used], z)
-
-
 # --------------------------------------------------------------------------- verdicts
 
 
-def _fmt(x: float, digits: int = 2) -> str:
+def _decimals(x: float, digits: int = 2) -> str:
+    """``x`` with ``digits`` decimals (never ``-0.00``); ``n/a`` when it does not exist."""
     if x is None or not np.isfinite(x):
         return "n/a"
     text = f"{x:.{digits}f}"
@@ -589,6 +278,7 @@ def _fmt(x: float, digits: int = 2) -> str:
 
 
 def _pct(x: float) -> str:
+    """``x`` as a percentage with one decimal; ``n/a`` when it does not exist."""
     return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.1f}%"
 
 
@@ -599,11 +289,11 @@ def _gt(x: float, bound: float) -> bool:
 
 def assign_verdicts(
     table: pd.DataFrame,
-    prevalence_band: tuple[float, float] = (0.05, 0.90),
-    min_importance: float = 0.002,
+    prevalence_band: tuple[float, float] = PREVALENCE_BAND,
+    min_importance: float = MIN_IMPORTANCE,
     top_n: int | None = None,
-    confounding_share: float = 0.5,
-    confidence: float = 0.95,
+    confounding_share: float = CONFOUNDING_SHARE,
+    confidence: float = CONFIDENCE,
     intensity_rule: bool = True,
 ) -> pd.DataFrame:
     """Give each feature exactly one verdict and a plain-words reason.
@@ -668,9 +358,7 @@ def assign_verdicts(
     ]
     if top_n is not None:
         required.append("importance_rank")
-    for col in required:
-        if col not in table.columns:
-            raise ValueError(f"table is missing column '{col}'")
+    require_columns(table, "table", required)
     low, high = (float(v) for v in prevalence_band)
     if not 0.0 <= low < high <= 1.0:
         raise ValueError(
@@ -685,7 +373,7 @@ def assign_verdicts(
     for row in table.itertuples(index=False):
         p = float(row.prevalence)
         imp = np.array([row.importance_rf, row.importance_gbm], dtype="float64")
-        best = float(np.nanmax(imp)) if np.isfinite(imp).any() else _NAN
+        best = float(np.nanmax(imp)) if np.isfinite(imp).any() else math.nan
         in_top = (
             top_n is not None
             and np.isfinite(float(row.importance_rank))
@@ -697,16 +385,16 @@ def assign_verdicts(
         strat = float(row.stratified_lift)
         s_low, s_high = float(row.stratified_lift_low), float(row.stratified_lift_high)
         imp_words = (
-            f"permuting it costs {_fmt(row.importance_rf, 4)} (random forest) and "
-            f"{_fmt(row.importance_gbm, 4)} (LightGBM) ROC AUC"
+            f"permuting it costs {_decimals(row.importance_rf, 4)} (random forest) and "
+            f"{_decimals(row.importance_gbm, 4)} (LightGBM) ROC AUC"
         )
         within = (
-            f"within the same plan, users' retention is {_fmt(strat)} times non-users' "
-            f"({level} CI {_fmt(s_low)} to {_fmt(s_high)})"
+            f"within the same plan, users' retention is {_decimals(strat)} times non-users' "
+            f"({level} CI {_decimals(s_low)} to {_decimals(s_high)})"
         )
         overall = (
-            f"overall, users' retention is {_fmt(crude)} times non-users' "
-            f"({level} CI {_fmt(crude_low)} to {_fmt(float(row.retention_lift_high))})"
+            f"overall, users' retention is {_decimals(crude)} times non-users' "
+            f"({level} CI {_decimals(crude_low)} to {_decimals(float(row.retention_lift_high))})"
         )
 
         if not np.isfinite(p):
@@ -719,12 +407,13 @@ def assign_verdicts(
                 f"describes a niche, not the customer base ({imp_words})."
             )
         elif p > high:
-            i_low = float(getattr(row, "intensity_lift_low", _NAN))
+            i_low = float(getattr(row, "intensity_lift_low", math.nan))
             intensity = (
                 f"within the same plan, its heavier users (above the median count per seat) "
-                f"retain {_fmt(float(getattr(row, 'intensity_lift', _NAN)))} times as well as "
-                f"its lighter users ({level} CI {_fmt(i_low)} to "
-                f"{_fmt(float(getattr(row, 'intensity_lift_high', _NAN)))})"
+                f"retain {_decimals(float(getattr(row, 'intensity_lift', math.nan)))} times "
+                "as well as "
+                f"its lighter users ({level} CI {_decimals(i_low)} to "
+                f"{_decimals(float(getattr(row, 'intensity_lift_high', math.nan)))})"
             )
             if use_intensity and important and _gt(i_low, 1.0):
                 verdict = "milestone_candidate"
@@ -780,16 +469,16 @@ def rank_features(
     snapshots_labelled: pd.DataFrame,
     events: Sequence[str] | None = None,
     *,
-    n_repeats: int = 5,
-    max_rows: int | None = 5000,
-    shap_rows: int | None = 1000,
-    prevalence_band: tuple[float, float] = (0.05, 0.90),
-    min_importance: float = 0.002,
+    n_repeats: int = PERMUTATION_REPEATS,
+    max_rows: int | None = PERMUTATION_MAX_ROWS,
+    shap_rows: int | None = SHAP_MAX_ROWS,
+    prevalence_band: tuple[float, float] = PREVALENCE_BAND,
+    min_importance: float = MIN_IMPORTANCE,
     top_n: int | None = None,
-    confounding_share: float = 0.5,
-    confidence: float = 0.95,
+    confounding_share: float = CONFOUNDING_SHARE,
+    confidence: float = CONFIDENCE,
     plan_col: str | None = "plan",
-    lift_snapshots: int = 1,
+    lift_snapshots: int = LIFT_SNAPSHOTS,
     intensity_rule: bool = True,
     random_state: int = 0,
 ) -> pd.DataFrame:
@@ -864,7 +553,10 @@ def rank_features(
         {"feature": events, "impurity_biased": [impurity_all[e] for e in events]}
     )
     adoption = adoption_table(
-        snapshots_labelled, events, plan_col=plan_col, confidence=confidence,
+        snapshots_labelled,
+        events,
+        plan_col=plan_col,
+        confidence=confidence,
         lift_snapshots=lift_snapshots,
     ).set_index("feature")
 

@@ -23,22 +23,31 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from features.columns import ACCOUNT_KEY, LABEL, SNAPSHOT_KEY, maturity_col, setup_col
+from models.defaults import (
+    CONFIDENCE,
+    CURVE_MAX_MONTHS,
+    CURVE_MIN_AT_RISK,
+    REVIEW_MIN_GROUP,
+    REVIEW_MIN_LIFT,
+    REVIEW_PERIODS,
+)
+from models.splits import labelled_rows
+from models.stats import flag, fmt_number, num, ratio, require_columns, risk_ratio
 
 __all__ = [
     "MILESTONES",
-    "milestone_reached",
-    "kaplan_meier",
-    "retention_curves",
     "cohort_review",
+    "compare_metrics",
+    "compare_thresholds",
+    "framework_review",
+    "kaplan_meier",
+    "milestone_reached",
     "population_stability",
     "prevalence_drift",
-    "compare_thresholds",
-    "compare_metrics",
+    "retention_curves",
     "review_warnings",
-    "framework_review",
 ]
 
 MILESTONES = ("setup", "activation", "utilization", "maturity")
@@ -47,30 +56,6 @@ MONTH_DAYS = 30.4375
 #: Population stability index bands (the usual reading: < 0.1 stable, 0.1 to 0.25 moderate).
 PSI_BANDS = ((0.1, "stable"), (0.25, "moderate"), (math.inf, "major"))
 _EPS = 1e-4
-
-
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or not b:
-        return None
-    return float(a) / float(b)
-
-
-def _require(frame: pd.DataFrame, name: str, columns: Sequence[str]) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
-    for col in columns:
-        if col not in frame.columns:
-            raise ValueError(f"{name} is missing column '{col}'")
 
 
 def _naive(ts: Any) -> pd.Timestamp:
@@ -85,14 +70,9 @@ def _dates(values: pd.Series) -> pd.Series:
     return out.astype("datetime64[ns]")
 
 
-def _flag(frame: pd.DataFrame, column: str) -> np.ndarray:
-    if column not in frame.columns:
-        return np.ones(len(frame), dtype=bool)
-    return frame[column].fillna(False).astype(bool).to_numpy()
-
-
-def _threshold(thresholds: Mapping, name: str) -> float | None:
-    return _num(thresholds.get(name, {}).get("threshold"))
+def _threshold_of(thresholds: Mapping, name: str) -> float | None:
+    """The threshold of milestone ``name`` in ``thresholds.json``, None when it has none."""
+    return num(thresholds.get(name, {}).get("threshold"))
 
 
 # --------------------------------------------------------------------------------------
@@ -126,30 +106,30 @@ def milestone_reached(
         steps = list(thresholds.get("setup", {}).get("steps") or [])
         if not steps:
             return None
-        _require(frame, "tenure", [setup_col(s) for s in steps])
-        return np.column_stack([_flag(frame, setup_col(s)) for s in steps]).all(axis=1)
+        require_columns(frame, "tenure", [setup_col(s) for s in steps])
+        return np.column_stack([flag(frame, setup_col(s), "tenure") for s in steps]).all(axis=1)
     if milestone == "activation":
-        t = _threshold(thresholds, "activation")
+        t = _threshold_of(thresholds, "activation")
         if t is None:
             return None
-        _require(frame, "tenure", ["activation_count"])
+        require_columns(frame, "tenure", ["activation_count"])
         return frame["activation_count"].fillna(0).to_numpy(dtype=float) >= t
     if milestone == "utilization":
-        t = _threshold(thresholds, "utilization")
+        t = _threshold_of(thresholds, "utilization")
         if t is None:
             return None
-        _require(frame, "snapshots", ["utilization_rate"])
+        require_columns(frame, "snapshots", ["utilization_rate"])
         return frame["utilization_rate"].fillna(0).to_numpy(dtype=float) >= t
     if milestone == "maturity":
         block = thresholds.get("maturity", {})
         cats = block.get("categories") or {}
-        need = _num(block.get("min_categories") or block.get("threshold"))
+        need = num(block.get("min_categories") or block.get("threshold"))
         if not cats or need is None:
             return None
-        _require(frame, "snapshots", [maturity_col(c) for c in cats])
+        require_columns(frame, "snapshots", [maturity_col(c) for c in cats])
         count = np.zeros(len(frame), dtype=int)
         for name, cat in cats.items():
-            t = _num(cat.get("threshold"))
+            t = num(cat.get("threshold"))
             if t is not None:
                 count += frame[maturity_col(name)].fillna(0).to_numpy(dtype=float) >= t
         return count >= need
@@ -203,7 +183,9 @@ def kaplan_meier(
     return share.astype(float), at_risk.astype(int)
 
 
-def _curve(durations: np.ndarray, churned: np.ndarray, months: np.ndarray, min_at_risk: int) -> dict:
+def _km_curve(
+    durations: np.ndarray, churned: np.ndarray, months: np.ndarray, min_at_risk: int
+) -> dict:
     share, at_risk = kaplan_meier(durations / MONTH_DAYS, churned, months)
     keep = at_risk >= min_at_risk
     return {
@@ -222,8 +204,8 @@ def retention_curves(
     *,
     as_of: Any,
     setup_window_days: int,
-    max_months: int = 24,
-    min_at_risk: int = 20,
+    max_months: int = CURVE_MAX_MONTHS,
+    min_at_risk: int = CURVE_MIN_AT_RISK,
 ) -> dict:
     """Retention curves of accounts that did and did not reach each milestone.
 
@@ -259,8 +241,8 @@ def retention_curves(
         ``churned``, ``months``, ``share``, ``at_risk``. A milestone without a rule is left
         out.
     """
-    _require(tenure, "tenure", [ACCOUNT_KEY, "signup_date", "churned_at", "window_end"])
-    _require(snapshots, "snapshots", [ACCOUNT_KEY, SNAPSHOT_KEY])
+    require_columns(tenure, "tenure", [ACCOUNT_KEY, "signup_date", "churned_at", "window_end"])
+    require_columns(snapshots, "snapshots", [ACCOUNT_KEY, SNAPSHOT_KEY])
     end = _naive(as_of)
     months = np.arange(0, int(max_months) + 1, dtype=float)
     churn_by_account = pd.Series(
@@ -271,10 +253,17 @@ def retention_curves(
     )
     signup = _dates(tenure["signup_date"])
     anchors = {
-        "setup": (tenure, signup + pd.Timedelta(days=int(setup_window_days)),
-                  f"the end of the {int(setup_window_days)}-day setup window"),
+        "setup": (
+            tenure,
+            signup + pd.Timedelta(days=int(setup_window_days)),
+            f"the end of the {int(setup_window_days)}-day setup window",
+        ),
         "activation": (tenure, _dates(tenure["window_end"]), "the end of the activation window"),
-        "utilization": (first, _dates(first[SNAPSHOT_KEY]), "the account's first month-end snapshot"),
+        "utilization": (
+            first,
+            _dates(first[SNAPSHOT_KEY]),
+            "the account's first month-end snapshot",
+        ),
         "maturity": (first, _dates(first[SNAPSHOT_KEY]), "the account's first month-end snapshot"),
     }
     out: dict[str, dict] = {}
@@ -292,7 +281,7 @@ def retention_curves(
         days = ((stop - anchor_v) / pd.Timedelta(days=1)).to_numpy(dtype=float)
         block = {"anchor": words}
         for key, sel in (("reached", alive & reached), ("not_reached", alive & ~reached)):
-            block[key] = _curve(days[sel], gone[sel], months, min_at_risk)
+            block[key] = _km_curve(days[sel], gone[sel], months, min_at_risk)
         out[name] = block
     return out
 
@@ -300,15 +289,6 @@ def retention_curves(
 # --------------------------------------------------------------------------------------
 # the newest out-of-time cohort
 # --------------------------------------------------------------------------------------
-
-
-def _katz(a1: float, n1: float, a0: float, n0: float, confidence: float) -> list[float | None]:
-    if not (n1 and n0 and a1 and a0):
-        return [None, None]
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    log_rr = math.log((a1 / n1) / (a0 / n0))
-    se = math.sqrt(max(0.0, 1 / a1 - 1 / n1 + 1 / a0 - 1 / n0))
-    return [math.exp(log_rr - z * se), math.exp(log_rr + z * se)]
 
 
 def _compare(reached: np.ndarray, outcome: np.ndarray, confidence: float, min_group: int) -> dict:
@@ -321,8 +301,8 @@ def _compare(reached: np.ndarray, outcome: np.ndarray, confidence: float, min_gr
         "n_not_reached": n0,
         "rate_reached": rate1,
         "rate_not_reached": rate0,
-        "lift": _ratio(rate1, rate0),
-        "lift_ci": _katz(a1, n1, a0, n0, confidence),
+        "lift": ratio(rate1, rate0),
+        "lift_ci": [num(v) for v in risk_ratio(a1, n1, a0, n0, confidence)[1:]],
         "enough_accounts": bool(n1 >= min_group and n0 >= min_group),
     }
 
@@ -331,7 +311,7 @@ def _newest(dates: pd.Series, periods: int, by_month: bool) -> tuple[np.ndarray,
     """Rows in the newest ``periods`` distinct dates (or months), and those periods' labels."""
     d = _dates(dates)
     key = d.dt.to_period("M").astype(str) if by_month else d.dt.strftime("%Y-%m-%d")
-    chosen = sorted(key.dropna().unique())[-int(periods):]
+    chosen = sorted(key.dropna().unique())[-int(periods) :]
     return key.isin(chosen).to_numpy(), list(chosen)
 
 
@@ -340,9 +320,9 @@ def cohort_review(
     snapshots: pd.DataFrame,
     thresholds: Mapping,
     *,
-    periods: int = 3,
-    confidence: float = 0.95,
-    min_group: int = 20,
+    periods: int = REVIEW_PERIODS,
+    confidence: float = CONFIDENCE,
+    min_group: int = REVIEW_MIN_GROUP,
 ) -> dict:
     """Each milestone's outcome for achievers against the others on the newest cohort.
 
@@ -363,7 +343,8 @@ def cohort_review(
     periods : int, default 3
         Snapshot dates or months in the cohort.
     confidence : float, default 0.95
-        Level of the lift intervals (Katz log risk ratio).
+        Level of the lift intervals (Katz log risk ratio, zero cells by the rule of
+        :func:`models.stats.risk_ratio`).
     min_group : int, default 20
         Fewest accounts on each side for the lift to be judged (``enough_accounts``).
 
@@ -378,28 +359,28 @@ def cohort_review(
     """
     if not isinstance(periods, (int, np.integer)) or periods < 1:
         raise ValueError(f"periods must be a positive integer, got {periods!r}")
-    _require(tenure, "tenure", [LABEL, "window_end"])
-    _require(snapshots, "snapshots", [LABEL, SNAPSHOT_KEY])
-    labelled_t = tenure.loc[_flag(tenure, "labelled") & tenure[LABEL].notna().to_numpy()]
+    require_columns(tenure, "tenure", [LABEL, "window_end", "labelled", "window_closed"])
+    require_columns(snapshots, "snapshots", [LABEL, SNAPSHOT_KEY])
+    labelled_t = tenure.loc[flag(tenure, "labelled", "tenure") & tenure[LABEL].notna().to_numpy()]
     in_t, months_t = _newest(labelled_t["window_end"], periods, by_month=True)
     cohort_t = labelled_t.loc[in_t]
-    keep = snapshots[LABEL].notna().to_numpy().copy()
-    if "censored" in snapshots.columns:
-        keep &= ~snapshots["censored"].fillna(True).astype(bool).to_numpy()
-    snap = snapshots.loc[keep]
+    snap = labelled_rows(snapshots)
     in_s, dates_s = _newest(snap[SNAPSHOT_KEY], periods, by_month=False)
     cohort_s = snap.loc[in_s]
 
     out: dict[str, dict | None] = {}
     for name in MILESTONES:
-        rows, words = (cohort_t, months_t) if name in ("setup", "activation") else (cohort_s, dates_s)
+        rows, words = (
+            (cohort_t, months_t) if name in ("setup", "activation") else (cohort_s, dates_s)
+        )
         reached = milestone_reached(rows, thresholds, name) if len(rows) else None
         if reached is None:
             out[name] = None
             continue
         block = {
             "cohort": words,
-            "cohort_kind": "activation window ended in" if name in ("setup", "activation")
+            "cohort_kind": "activation window ended in"
+            if name in ("setup", "activation")
             else "snapshot dates",
             "outcome": "retention",
             "n": len(rows),
@@ -407,10 +388,10 @@ def cohort_review(
             "checked": "retention",
         }
         if name == "setup":
-            closed = tenure.loc[_flag(tenure, "window_closed")]
+            closed = tenure.loc[flag(tenure, "window_closed", "tenure")]
             in_c, months_c = _newest(closed["window_end"], periods, by_month=True)
             closed = closed.loc[in_c]
-            act_t = _threshold(thresholds, "activation")
+            act_t = _threshold_of(thresholds, "activation")
             done = milestone_reached(closed, thresholds, "setup")
             if act_t is not None and done is not None and len(closed):
                 activated = closed["activation_count"].fillna(0).to_numpy(dtype=float) >= act_t
@@ -439,7 +420,9 @@ def population_stability(expected: Sequence[float], actual: Sequence[float]) -> 
     e = np.clip(np.asarray(expected, dtype=float), _EPS, None)
     a = np.clip(np.asarray(actual, dtype=float), _EPS, None)
     if e.shape != a.shape:
-        raise ValueError(f"expected and actual must have the same bins, got {e.shape} and {a.shape}")
+        raise ValueError(
+            f"expected and actual must have the same bins, got {e.shape} and {a.shape}"
+        )
     e, a = e / e.sum(), a / a.sum()
     return float(np.sum((a - e) * np.log(a / e)))
 
@@ -464,30 +447,45 @@ def prevalence_drift(previous: pd.DataFrame, current: pd.DataFrame) -> list[dict
         (``stable`` below 0.1, ``moderate`` to 0.25, ``major`` above; ``new`` or ``gone``
         for a feature only one run has).
     """
-    _require(previous, "previous", ["feature", "prevalence"])
-    _require(current, "current", ["feature", "prevalence"])
+    require_columns(previous, "previous", ["feature", "prevalence"])
+    require_columns(current, "current", ["feature", "prevalence"])
     p = previous.set_index(previous["feature"].astype(str))["prevalence"]
     c = current.set_index(current["feature"].astype(str))["prevalence"]
     rows = []
     for feature in sorted(set(p.index) | set(c.index)):
-        before = _num(p.get(feature))
-        after = _num(c.get(feature))
+        before = num(p.get(feature))
+        after = num(c.get(feature))
         if before is None or after is None:
-            rows.append({"feature": feature, "prevalence_previous": before,
-                         "prevalence_current": after, "change": None, "psi": None,
-                         "band": "new" if before is None else "gone"})
+            rows.append(
+                {
+                    "feature": feature,
+                    "prevalence_previous": before,
+                    "prevalence_current": after,
+                    "change": None,
+                    "psi": None,
+                    "band": "new" if before is None else "gone",
+                }
+            )
             continue
         psi = population_stability([before, 1 - before], [after, 1 - after])
-        rows.append({"feature": feature, "prevalence_previous": before, "prevalence_current": after,
-                     "change": after - before, "psi": psi, "band": _psi_band(psi)})
+        rows.append(
+            {
+                "feature": feature,
+                "prevalence_previous": before,
+                "prevalence_current": after,
+                "change": after - before,
+                "psi": psi,
+                "band": _psi_band(psi),
+            }
+        )
     rows.sort(key=lambda r: (r["psi"] is None, -(r["psi"] or 0.0), r["feature"]))
     return rows
 
 
 def _threshold_row(name: str, before: Mapping | None, after: Mapping | None) -> dict:
-    prev = _num((before or {}).get("threshold"))
-    cur = _num((after or {}).get("threshold"))
-    ci = [_num(v) for v in ((before or {}).get("ci") or [None, None])][:2]
+    prev = num((before or {}).get("threshold"))
+    cur = num((after or {}).get("threshold"))
+    ci = [num(v) for v in ((before or {}).get("ci") or [None, None])][:2]
     while len(ci) < 2:
         ci.append(None)
     outside = None
@@ -498,9 +496,9 @@ def _threshold_row(name: str, before: Mapping | None, after: Mapping | None) -> 
         "previous": prev,
         "previous_ci": ci,
         "current": cur,
-        "current_ci": [_num(v) for v in ((after or {}).get("ci") or [None, None])][:2],
+        "current_ci": [num(v) for v in ((after or {}).get("ci") or [None, None])][:2],
         "change": None if prev is None or cur is None else cur - prev,
-        "relative_change": _ratio(None if prev is None or cur is None else cur - prev, prev),
+        "relative_change": ratio(None if prev is None or cur is None else cur - prev, prev),
         "outside_previous_ci": outside,
     }
 
@@ -532,14 +530,22 @@ def compare_thresholds(previous: Mapping, current: Mapping) -> list[dict]:
     return rows
 
 
-def compare_metrics(previous: Mapping, current: Mapping, names: Sequence[str] = ("gbm", "rf", "baseline")) -> list[dict]:
+def compare_metrics(
+    previous: Mapping, current: Mapping, names: Sequence[str] = ("gbm", "rf", "baseline")
+) -> list[dict]:
     """Test ROC AUC of each model in both runs (``summary.json`` ``metrics`` blocks)."""
     rows = []
     for name in names:
-        before = _num((previous.get(name) or {}).get("roc_auc"))
-        after = _num((current.get(name) or {}).get("roc_auc"))
-        rows.append({"model": name, "previous": before, "current": after,
-                     "change": None if before is None or after is None else after - before})
+        before = num((previous.get(name) or {}).get("roc_auc"))
+        after = num((current.get(name) or {}).get("roc_auc"))
+        rows.append(
+            {
+                "model": name,
+                "previous": before,
+                "current": after,
+                "change": None if before is None or after is None else after - before,
+            }
+        )
     return rows
 
 
@@ -548,13 +554,9 @@ def compare_metrics(previous: Mapping, current: Mapping, names: Sequence[str] = 
 # --------------------------------------------------------------------------------------
 
 
-def _f(v: float | None) -> str:
-    if v is None:
-        return "?"
-    return str(int(v)) if float(v).is_integer() else f"{v:.3g}"
-
-
-def review_warnings(cohort: Mapping, thresholds_change: Sequence[Mapping] | None, min_lift: float) -> list[dict]:
+def review_warnings(
+    cohort: Mapping, thresholds_change: Sequence[Mapping] | None, min_lift: float
+) -> list[dict]:
     """The review's warnings: a lift below ``min_lift`` on the newest cohort, and a threshold
     outside the previous champion's interval.
 
@@ -574,28 +576,35 @@ def review_warnings(cohort: Mapping, thresholds_change: Sequence[Mapping] | None
         lift = checked.get("lift") if checked else None
         if lift is not None and lift < min_lift and checked.get("enough_accounts", True):
             what = "activation" if block.get("checked") == "activation" else "retention"
-            out.append({
-                "kind": "low_lift",
-                "milestone": name,
-                "message": (
-                    f"{name}: on the newest cohort, the {what} of accounts that reached it is "
-                    f"{lift:.3f} times the others' ({100 * (checked['rate_reached'] or 0):.1f}% vs "
-                    f"{100 * (checked['rate_not_reached'] or 0):.1f}%, {checked['n_reached']} and "
-                    f"{checked['n_not_reached']} accounts), below the bound {min_lift:g}"
-                ),
-            })
+            out.append(
+                {
+                    "kind": "low_lift",
+                    "milestone": name,
+                    "message": (
+                        f"{name}: on the newest cohort, the {what} of accounts that reached it is "
+                        f"{lift:.3f} times the others' "
+                        f"({100 * (checked['rate_reached'] or 0):.1f}% vs "
+                        f"{100 * (checked['rate_not_reached'] or 0):.1f}%, "
+                        f"{checked['n_reached']} and "
+                        f"{checked['n_not_reached']} accounts), below the bound {min_lift:g}"
+                    ),
+                }
+            )
     for row in thresholds_change or []:
         if row.get("outside_previous_ci"):
             lo, hi = row["previous_ci"]
-            out.append({
-                "kind": "threshold_moved",
-                "milestone": row["milestone"],
-                "message": (
-                    f"{row['milestone']}: the threshold moved from {_f(row['previous'])} to "
-                    f"{_f(row['current'])}, outside the previous champion's interval "
-                    f"{_f(lo)} to {_f(hi)}"
-                ),
-            })
+            out.append(
+                {
+                    "kind": "threshold_moved",
+                    "milestone": row["milestone"],
+                    "message": (
+                        f"{row['milestone']}: the threshold moved from "
+                        f"{fmt_number(row['previous'])} to "
+                        f"{fmt_number(row['current'])}, outside the previous champion's interval "
+                        f"{fmt_number(lo)} to {fmt_number(hi)}"
+                    ),
+                }
+            )
     return out
 
 
@@ -607,10 +616,10 @@ def framework_review(
     metrics: Mapping,
     *,
     previous: Mapping | None = None,
-    min_lift: float = 1.05,
-    periods: int = 3,
-    confidence: float = 0.95,
-    min_group: int = 20,
+    min_lift: float = REVIEW_MIN_LIFT,
+    periods: int = REVIEW_PERIODS,
+    confidence: float = CONFIDENCE,
+    min_group: int = REVIEW_MIN_GROUP,
 ) -> dict:
     """The framework review: the newest cohort, the change since the previous champion, and
     the warnings (the content of ``review.json`` without its run identifiers).
@@ -652,7 +661,8 @@ def framework_review(
             "thresholds": compare_thresholds(previous.get("thresholds") or {}, thresholds),
             "prevalence_drift": (
                 prevalence_drift(previous["importance"], importance)
-                if previous.get("importance") is not None else []
+                if previous.get("importance") is not None
+                else []
             ),
             "auc": compare_metrics(previous.get("metrics") or {}, metrics),
         }

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 from features.flags import STAGES
+from models.defaults import UTILIZATION_PERIOD_DAYS
+from models.stats import require_columns
 
 __all__ = ["SCORE_COLUMNS", "STAGES", "finish_scores", "flag_parameters"]
 
@@ -33,7 +35,8 @@ SCORE_COLUMNS = [
 ]
 
 
-def _threshold(block: Mapping) -> float:
+def _required_threshold(block: Mapping) -> float:
+    """A milestone's threshold as a float; a ValueError when it has none."""
     value = block.get("threshold")
     if value is None:
         raise ValueError(f"thresholds: milestone has no threshold: {dict(block)}")
@@ -45,8 +48,8 @@ def flag_parameters(thresholds: Mapping) -> dict:
     mat = thresholds["maturity"]
     return {
         "setup_steps": list(thresholds["setup"].get("steps") or []),
-        "activation_threshold": _threshold(thresholds["activation"]),
-        "utilization_threshold": _threshold(thresholds["utilization"]),
+        "activation_threshold": _required_threshold(thresholds["activation"]),
+        "utilization_threshold": _required_threshold(thresholds["utilization"]),
         "category_thresholds": {
             name: float(block["threshold"]) for name, block in mat["categories"].items()
         },
@@ -62,7 +65,7 @@ def finish_scores(
     activation_window_days: int,
     activation_event: str,
     utilization_event: str,
-    period_days: int = 30,
+    period_days: int = UTILIZATION_PERIOD_DAYS,
     retention_probability: pd.Series | None = None,
 ) -> pd.DataFrame:
     """The published scores from the engine's milestone flags: the next best step in plain
@@ -82,20 +85,31 @@ def finish_scores(
     DataFrame
         The output contract's columns first, then detail columns.
     """
-    missing = [c for c in ("account_id", "stage", "activation_count", "utilization_rate") if c not in flags]
-    if missing:
-        raise ValueError(f"flags is missing column {missing[0]!r}")
+    require_columns(flags, "flags", ["account_id", "stage", "activation_count", "utilization_rate"])
     p = flag_parameters(thresholds)
     steps, cat_t = p["setup_steps"], p["category_thresholds"]
-    act_t, util_t, min_cats = p["activation_threshold"], p["utilization_threshold"], p["min_categories"]
+    act_t, util_t, min_cats = (
+        p["activation_threshold"],
+        p["utilization_threshold"],
+        p["min_categories"],
+    )
     df = flags.reset_index(drop=True)
     as_of_ts = pd.Timestamp(as_of)
     as_of_ts = as_of_ts.tz_convert(None) if as_of_ts.tz is not None else as_of_ts
 
     out = pd.DataFrame({"account_id": df["account_id"].astype(str)})
     out["as_of"] = as_of_ts.normalize()
-    for col in ("setup_complete", "setup_steps_done", "activation_count", "activated",
-                "utilization_rate", "utilized", "mature_categories", "mature", "stage"):
+    for col in (
+        "setup_complete",
+        "setup_steps_done",
+        "activation_count",
+        "activated",
+        "utilization_rate",
+        "utilized",
+        "mature_categories",
+        "mature",
+        "stage",
+    ):
         out[col] = df[col].to_numpy()
     for col in ("setup_complete", "activated", "utilized", "mature"):
         out[col] = out[col].astype(bool)
@@ -103,9 +117,11 @@ def finish_scores(
         out[col] = out[col].astype("int64")
     out["utilization_rate"] = out["utilization_rate"].astype(float)
 
-    missing_steps = [
-        [s for s in steps if not bool(row[f"setup_done__{s}"])] for _, row in df.iterrows()
-    ] if steps else [[] for _ in range(len(df))]
+    missing_steps = (
+        [[s for s in steps if not bool(row[f"setup_done__{s}"])] for _, row in df.iterrows()]
+        if steps
+        else [[] for _ in range(len(df))]
+    )
     texts = []
     for i, row in df.iterrows():
         stage = row["stage"]
@@ -144,7 +160,9 @@ def finish_scores(
             texts.append("All milestones reached: keep the account mature")
     out["next_step"] = texts
     if retention_probability is not None:
-        out["retention_probability"] = out["account_id"].map(retention_probability).astype(float).to_numpy()
+        out["retention_probability"] = (
+            out["account_id"].map(retention_probability).astype(float).to_numpy()
+        )
     else:
         out["retention_probability"] = np.nan
 

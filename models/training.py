@@ -1,19 +1,17 @@
-"""Retention models trained on the snapshot table, and the splits and matrices they need.
+"""Retention models trained on the snapshot table, their matrices and their evaluation.
 
 The snapshot table has one row per (account, snapshot date) with trailing per-feature usage
 columns and a forward-looking ``retained`` label (see :mod:`features.columns`). This module
-holds pure functions on pandas frames:
+holds pure functions on pandas frames and the models:
 
-- :func:`out_of_time_split`: train on older labelled snapshots, test on the newest ones,
-  never letting one account's rows straddle the split;
-- :func:`held_out_rows`: every labelled row of the accounts kept out of training (for
-  permutation importance);
-- :func:`stratified_sample`: a bounded, class-balanced, deterministic sample of rows;
 - :func:`model_matrix` and :func:`feature_groups`: the model's X and the columns of each
   product feature;
 - :class:`RetentionModels`: a random forest, a LightGBM model and a plan-and-seats baseline
   fitted on the same rows, with their out-of-time evaluation (:func:`calibration_table`,
   :func:`flatten_metrics`).
+
+Which rows are trained and tested on (the out-of-time split, the held-out rows, the bounded
+sample) is :mod:`models.splits`.
 
 The model's X holds only the per-event columns (``<event>__used|count|days|per_seat``) and the
 covariates ``seats``, ``tenure_days`` and ``plan`` (one-hot). ``maturity__*`` and
@@ -39,58 +37,52 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from features.columns import (
-    ACCOUNT_KEY,
-    FEATURE_KINDS,
-    LABEL,
-    SNAPSHOT_KEY,
-    feature_col,
-    feature_of,
+from features.columns import FEATURE_KINDS, LABEL, feature_col, feature_of
+from models.defaults import (
+    CALIBRATION_BINS,
+    COLSAMPLE,
+    LEARNING_RATE,
+    MAX_DEPTH,
+    MAX_FEATURES,
+    MIN_SAMPLES_LEAF,
+    N_ESTIMATORS,
+    NUM_LEAVES,
+    REG_LAMBDA,
+    SUBSAMPLE,
 )
+from models.stats import require_columns, to_float
 
 PLAN = "plan"
 SEATS = "seats"
 TENURE = "tenure_days"
-CENSORED = "censored"
 PLAN_PREFIX = "plan="
 MODEL_NAMES = ("rf", "gbm", "baseline")
 
 __all__ = [
+    "MODEL_FORMAT",
     "MODEL_NAMES",
     "RetentionModels",
+    "breadth_col",
     "calibration_table",
     "events_in",
     "feature_groups",
-    "breadth_col",
     "flatten_metrics",
-    "held_out_rows",
-    "labelled_rows",
     "model_matrix",
-    "out_of_time_split",
-    "stratified_sample",
 ]
 
 
 # --------------------------------------------------------------------------- checks
 
 
-def _require(df: pd.DataFrame, columns: Iterable[str], name: str) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
-    for col in columns:
-        if col not in df.columns:
-            raise ValueError(f"{name} is missing column '{col}'")
-
-
 def _label_array(df: pd.DataFrame, name: str) -> np.ndarray:
     """The ``retained`` column as an int array; raise when a value is null or not 0/1."""
-    _require(df, [LABEL], name)
+    require_columns(df, name, [LABEL])
     values = df[LABEL]
     n_null = int(values.isna().sum())
     if n_null:
         raise ValueError(
             f"{name} has {n_null} rows with null '{LABEL}'; censored rows must not be "
-            "trained on or evaluated (use labelled_rows or out_of_time_split first)"
+            "trained on or evaluated (use models.splits.labelled_rows or out_of_time_split first)"
         )
     y = values.to_numpy(dtype="float64")
     bad = ~np.isin(y, (0.0, 1.0))
@@ -99,222 +91,6 @@ def _label_array(df: pd.DataFrame, name: str) -> np.ndarray:
             f"{name} column '{LABEL}' must be 0 or 1, got {sorted(set(y[bad].tolist()))[:5]}"
         )
     return y.astype(np.int64)
-
-
-def labelled_rows(snapshots: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose label is known: not ``censored`` (when the column exists) and ``retained``
-    not null.
-
-    Parameters
-    ----------
-    snapshots : DataFrame
-        The snapshot table.
-
-    Returns
-    -------
-    DataFrame
-        A copy holding the labelled rows only.
-    """
-    _require(snapshots, [LABEL], "snapshots")
-    keep = snapshots[LABEL].notna()
-    if CENSORED in snapshots.columns:
-        keep &= ~snapshots[CENSORED].fillna(True).astype(bool)
-    return snapshots.loc[keep.to_numpy()].copy()
-
-
-# --------------------------------------------------------------------------- splits
-
-
-def out_of_time_split(
-    snapshots: pd.DataFrame,
-    test_snapshots: int = 3,
-    *,
-    test_account_share: float = 1.0,
-    random_state: int = 0,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split labelled snapshots in time: the newest dates are the test set.
-
-    Only labelled rows are used (not ``censored``, ``retained`` not null). The newest
-    ``test_snapshots`` labelled snapshot dates form the test set; the older dates form the
-    training set, from which every account that appears in the test set is removed, so that
-    one account's snapshots never straddle the split.
-
-    Parameters
-    ----------
-    snapshots : DataFrame
-        The snapshot table with ``account_id``, ``snapshot_date`` and ``retained`` (and
-        ``censored`` when present).
-    test_snapshots : int, default 3
-        Number of newest labelled snapshot dates held out.
-    test_account_share : float, default 1.0
-        Share of the accounts seen at the test dates that go to the test set. With 1.0 (the
-        rule above) the training set only keeps accounts that left before the test dates,
-        which biases its retention rate downward when most customers stay. With a smaller
-        share, a random (seeded) subset of those accounts forms the test set and the other
-        accounts keep their older rows in train; their test-date rows are dropped, so the
-        split stays both out of time and account-disjoint. The same share of the accounts
-        that left before the test dates is dropped from training as well, so that training
-        is a random sample of accounts (it would otherwise over-represent early churners and
-        bias the predicted retention low).
-    random_state : int, default 0
-        Seed of the account draw when ``test_account_share < 1``.
-
-    Returns
-    -------
-    (train, test) : tuple of DataFrame
-        Copies of the rows, in their original order.
-
-    Raises
-    ------
-    ValueError
-        When a column is missing, ``test_snapshots`` is not a positive integer, or there are
-        not more labelled snapshot dates than ``test_snapshots``.
-    """
-    _require(snapshots, [ACCOUNT_KEY, SNAPSHOT_KEY, LABEL], "snapshots")
-    if isinstance(test_snapshots, bool) or not isinstance(test_snapshots, (int, np.integer)):
-        raise ValueError(f"test_snapshots must be a positive integer, got {test_snapshots!r}")
-    if test_snapshots < 1:
-        raise ValueError(f"test_snapshots must be a positive integer, got {test_snapshots!r}")
-    if not 0.0 < test_account_share <= 1.0:
-        raise ValueError(
-            f"test_account_share must be in (0, 1], got {test_account_share!r}"
-        )
-    labelled = labelled_rows(snapshots)
-    dates = labelled[SNAPSHOT_KEY].dropna().drop_duplicates().sort_values().tolist()
-    if len(dates) <= test_snapshots:
-        raise ValueError(
-            f"snapshots has {len(dates)} labelled snapshot dates; need more than "
-            f"test_snapshots={test_snapshots} to keep some for training"
-        )
-    test_dates = dates[-test_snapshots:]
-    in_test_dates = labelled[SNAPSHOT_KEY].isin(test_dates).to_numpy()
-    test_accounts = pd.unique(labelled.loc[in_test_dates, ACCOUNT_KEY])
-    if test_account_share < 1.0:
-        rng = np.random.default_rng(random_state)
-        accounts = labelled[ACCOUNT_KEY].astype(str)
-        seen = np.sort(test_accounts.astype(str))
-        n_test = max(1, int(round(test_account_share * len(seen))))
-        chosen = set(rng.choice(seen, size=n_test, replace=False).tolist())
-        # The same share of the accounts that left before the test dates is held out too
-        # (their rows are dropped), so that training keeps 1 - share of every kind of
-        # account: otherwise it over-represents the accounts that churned early.
-        gone = np.setdiff1d(np.sort(accounts.unique()), seen)
-        n_gone = int(round(test_account_share * len(gone)))
-        dropped = set(rng.choice(gone, size=n_gone, replace=False).tolist()) if n_gone else set()
-        is_test_account = accounts.isin(chosen).to_numpy()
-        is_held_out = is_test_account | accounts.isin(dropped).to_numpy()
-    else:
-        is_test_account = labelled[ACCOUNT_KEY].isin(test_accounts).to_numpy()
-        is_held_out = is_test_account
-    test = labelled.loc[in_test_dates & is_test_account].copy()
-    train = labelled.loc[~in_test_dates & ~is_held_out].copy()
-    return train, test
-
-
-def held_out_rows(snapshots: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
-    """Labelled rows, at every date, of the accounts that are not in ``train``.
-
-    After :func:`out_of_time_split` these are the test rows plus the older rows of the
-    held-out accounts (the test accounts and, with ``test_account_share < 1``, the accounts
-    dropped to keep training a random sample). No row of these accounts was trained on, so
-    the set suits permutation importance, which needs held-out rows but not the newest
-    dates, and it holds several times the test set's churned accounts: the per-feature
-    importances are then far less noisy. Metrics stay on the out-of-time test set.
-
-    Parameters
-    ----------
-    snapshots : DataFrame
-        The snapshot table.
-    train : DataFrame
-        The training rows (only ``account_id`` is read).
-
-    Returns
-    -------
-    DataFrame
-        A copy of the rows, in their original order.
-    """
-    _require(train, [ACCOUNT_KEY], "train")
-    labelled = labelled_rows(snapshots)
-    _require(labelled, [ACCOUNT_KEY], "snapshots")
-    trained = set(train[ACCOUNT_KEY].astype(str))
-    keep = ~labelled[ACCOUNT_KEY].astype(str).isin(trained).to_numpy()
-    return labelled.loc[keep].copy()
-
-
-def stratified_sample(
-    df: pd.DataFrame,
-    row_budget: int,
-    random_state: int = 0,
-    by: Sequence[str] = (LABEL,),
-) -> pd.DataFrame:
-    """A bounded sample that keeps the share of each stratum (proportional allocation).
-
-    Each stratum (a combination of the ``by`` columns, nulls included) gets
-    ``row_budget * its share`` rows, the rounding remainder going to the largest fractional
-    parts, and at least one row while the budget allows. The draw is seeded, so the same
-    inputs give the same rows.
-
-    Parameters
-    ----------
-    df : DataFrame
-        Rows to sample from.
-    row_budget : int
-        Maximum number of rows returned. When ``df`` is not larger, a copy of ``df`` is
-        returned.
-    random_state : int, default 0
-        Seed.
-    by : sequence of str, default ("retained",)
-        Columns defining the strata.
-
-    Returns
-    -------
-    DataFrame
-        A copy of the sampled rows, in their original order.
-    """
-    by = [by] if isinstance(by, str) else list(by)
-    _require(df, by, "df")
-    if isinstance(row_budget, bool) or not isinstance(row_budget, (int, np.integer)):
-        raise ValueError(f"row_budget must be a positive integer, got {row_budget!r}")
-    if row_budget < 1:
-        raise ValueError(f"row_budget must be a positive integer, got {row_budget!r}")
-    n = len(df)
-    if n <= row_budget:
-        return df.copy()
-    codes = df.groupby(by, dropna=False, sort=True).ngroup().to_numpy()
-    sizes = np.bincount(codes)
-    alloc = _allocate(sizes, row_budget)
-    rng = np.random.default_rng(random_state)
-    chosen = []
-    for code, k in enumerate(alloc):
-        if k == 0:
-            continue
-        positions = np.flatnonzero(codes == code)
-        chosen.append(rng.choice(positions, size=int(k), replace=False))
-    picked = np.sort(np.concatenate(chosen))
-    return df.iloc[picked].copy()
-
-
-def _allocate(sizes: np.ndarray, budget: int) -> np.ndarray:
-    """Largest-remainder proportional allocation of ``budget`` over strata of ``sizes``."""
-    exact = sizes * budget / sizes.sum()
-    alloc = np.floor(exact).astype(np.int64)
-    # every non-empty stratum keeps at least one row while the budget allows
-    empty = (alloc == 0) & (sizes > 0)
-    alloc[empty] = 1
-    left = budget - alloc.sum()
-    if left > 0:
-        order = np.lexsort((np.arange(len(sizes)), -(exact - np.floor(exact))))
-        for i in order:
-            if left == 0:
-                break
-            if alloc[i] < sizes[i]:
-                alloc[i] += 1
-                left -= 1
-    while left < 0:  # the minimum of one row overshot: take back from the largest strata
-        i = int(np.argmax(alloc))
-        alloc[i] -= 1
-        left += 1
-    return np.minimum(alloc, sizes)
 
 
 # --------------------------------------------------------------------------- matrices
@@ -362,16 +138,6 @@ def _plan_onehot(df: pd.DataFrame, categories: Sequence[str]) -> dict[str, np.nd
     return {f"{PLAN_PREFIX}{c}": (plan == c).astype("float64") for c in categories}
 
 
-def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
-    s = df[col]
-    if s.dtype == bool or str(s.dtype) == "boolean":
-        s = s.astype("Float64")
-    try:
-        return s.to_numpy(dtype="float64", na_value=np.nan)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"column '{col}' must be numeric, got dtype {s.dtype}") from err
-
-
 def model_matrix(
     df: pd.DataFrame,
     feature_events: Sequence[str] | None = None,
@@ -400,13 +166,13 @@ def model_matrix(
     DataFrame
         Float columns, same index as ``df``.
     """
-    _require(df, [SEATS, TENURE], "df")
+    require_columns(df, "df", [SEATS, TENURE])
     events = events_in(df.columns) if feature_events is None else list(feature_events)
     cols = _event_columns(df.columns, events)
     cats = _plan_categories(df) if plan_categories is None else [str(c) for c in plan_categories]
-    data = {c: _numeric(df, c) for c in cols}
-    data[SEATS] = _numeric(df, SEATS)
-    data[TENURE] = _numeric(df, TENURE)
+    data = {c: to_float(df[c], f"column '{c}'") for c in cols}
+    data[SEATS] = to_float(df[SEATS], f"column '{SEATS}'")
+    data[TENURE] = to_float(df[TENURE], f"column '{TENURE}'")
     data.update(_plan_onehot(df, cats))
     return pd.DataFrame(data, index=df.index)
 
@@ -449,7 +215,7 @@ def feature_groups(
 
 
 def calibration_table(
-    y_true: Sequence[int], y_prob: Sequence[float], n_bins: int = 10
+    y_true: Sequence[int], y_prob: Sequence[float], n_bins: int = CALIBRATION_BINS
 ) -> pd.DataFrame:
     """Reliability table over ``n_bins`` equal-width bins of the predicted probability.
 
@@ -599,18 +365,18 @@ class RetentionModels(BaseEstimator):
 
     def __init__(
         self,
-        n_estimators: int = 200,
-        max_depth: int = 6,
+        n_estimators: int = N_ESTIMATORS,
+        max_depth: int = MAX_DEPTH,
         random_state: int = 0,
         n_jobs: int = 1,
-        learning_rate: float = 0.05,
-        num_leaves: int = 7,
-        min_samples_leaf: int = 50,
+        learning_rate: float = LEARNING_RATE,
+        num_leaves: int = NUM_LEAVES,
+        min_samples_leaf: int = MIN_SAMPLES_LEAF,
         feature_events: Sequence[str] | None = None,
-        max_features: float | str = 0.3,
-        subsample: float = 0.8,
-        colsample: float = 0.5,
-        reg_lambda: float = 0.0,
+        max_features: float | str = MAX_FEATURES,
+        subsample: float = SUBSAMPLE,
+        colsample: float = COLSAMPLE,
+        reg_lambda: float = REG_LAMBDA,
         categories: Mapping[str, Sequence[str]] | None = None,
     ):
         self.n_estimators = n_estimators
@@ -637,7 +403,7 @@ class RetentionModels(BaseEstimator):
         train_df : DataFrame
             Labelled snapshot rows (``retained`` 0/1, never null), with the per-event
             columns, ``seats``, ``tenure_days`` and optionally ``plan``. Sample it first
-            (:func:`stratified_sample`) to bound the random forest's cost.
+            (:func:`models.splits.stratified_sample`) to bound the random forest's cost.
         y : ignored
             The label is the ``retained`` column.
 
@@ -647,7 +413,7 @@ class RetentionModels(BaseEstimator):
         """
         from lightgbm import LGBMClassifier  # heavy import, only when fitting
 
-        _require(train_df, [LABEL, SEATS, TENURE], "train_df")
+        require_columns(train_df, "train_df", [LABEL, SEATS, TENURE])
         y_arr = _label_array(train_df, "train_df")
         if len(np.unique(y_arr)) < 2:
             raise ValueError(
@@ -702,11 +468,11 @@ class RetentionModels(BaseEstimator):
         ).fit(Xa, y_arr)
         B = self._baseline_matrix(train_df)
         self.baseline_columns_ = list(B.columns)
-        self.baseline_ = make_pipeline(
-            StandardScaler(), LogisticRegression(max_iter=1000)
-        ).fit(B.to_numpy(dtype="float64"), y_arr)
+        self.baseline_ = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(
+            B.to_numpy(dtype="float64"), y_arr
+        )
         self.classes_ = np.array([0, 1])
-        self.n_train_rows_ = int(len(train_df))
+        self.n_train_rows_ = len(train_df)
         self.train_retention_rate_ = float(y_arr.mean())
         return self
 
@@ -719,8 +485,11 @@ class RetentionModels(BaseEstimator):
         position = {c: i for i, c in enumerate(columns)}
         spec = {}
         for name, features in self.categories.items():
-            idx = [position[feature_col(f, "used")] for f in features
-                   if feature_col(f, "used") in position]
+            idx = [
+                position[feature_col(f, "used")]
+                for f in features
+                if feature_col(f, "used") in position
+            ]
             if idx:
                 spec[str(name)] = idx
         return spec
@@ -765,8 +534,9 @@ class RetentionModels(BaseEstimator):
             share = contrib[:, position[breadth_col(name)]]
             used = np.nan_to_num(Xa[:, idx]) > 0
             n_used = used.sum(axis=1)
-            weight = np.where(n_used[:, None] > 0, used / np.maximum(n_used, 1)[:, None],
-                              1.0 / len(idx))
+            weight = np.where(
+                n_used[:, None] > 0, used / np.maximum(n_used, 1)[:, None], 1.0 / len(idx)
+            )
             for j, col_index in enumerate(idx):
                 feature = feature_of(self.feature_names_in_[col_index])
                 out[feature] = out[feature] + share * weight[:, j]
@@ -778,7 +548,9 @@ class RetentionModels(BaseEstimator):
         check_is_fitted(self, "rf_")
         values = np.asarray(self.rf_.feature_importances_, dtype="float64")
         position = {c: i for i, c in enumerate(self.model_columns_)}
-        out = {f: float(values[[position[c] for c in cols]].sum()) for f, cols in self.groups_.items()}
+        out = {
+            f: float(values[[position[c] for c in cols]].sum()) for f, cols in self.groups_.items()
+        }
         for name, idx in self.breadth_.items():
             share = values[position[breadth_col(name)]] / len(idx)
             for col_index in idx:
@@ -787,9 +559,7 @@ class RetentionModels(BaseEstimator):
 
     def _raw_array(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         if isinstance(X, pd.DataFrame):
-            missing = [c for c in self.feature_names_in_ if c not in X.columns]
-            if missing:
-                raise ValueError(f"X is missing column '{missing[0]}'")
+            require_columns(X, "X", self.feature_names_in_)
             X = X[self.feature_names_in_]
         Xa = np.asarray(X, dtype="float64")
         if Xa.ndim != 2 or Xa.shape[1] != len(self.feature_names_in_):
@@ -799,7 +569,7 @@ class RetentionModels(BaseEstimator):
         return Xa
 
     def _baseline_matrix(self, df: pd.DataFrame) -> pd.DataFrame:
-        seats = _numeric(df, SEATS)
+        seats = to_float(df[SEATS], f"column '{SEATS}'")
         seats = np.where(np.isnan(seats), 1.0, seats)
         data = {"log1p_seats": np.log1p(np.maximum(seats, 0.0))}
         data.update(_plan_onehot(df, self.plan_categories_))
@@ -847,7 +617,7 @@ class RetentionModels(BaseEstimator):
         if model not in MODEL_NAMES:
             raise ValueError(f"model must be one of {MODEL_NAMES}, got {model!r}")
         if model == "baseline":
-            _require(df, [SEATS], "df")
+            require_columns(df, "df", [SEATS])
             B = self._baseline_matrix(df).to_numpy(dtype="float64")
             return self.baseline_.predict_proba(B)[:, 1]
         return self.score_matrix(self.matrix(df), model=model)
@@ -864,7 +634,7 @@ class RetentionModels(BaseEstimator):
 
     # -- evaluation
 
-    def evaluate(self, test_df: pd.DataFrame, n_bins: int = 10) -> dict:
+    def evaluate(self, test_df: pd.DataFrame, n_bins: int = CALIBRATION_BINS) -> dict:
         """Out-of-time metrics of the three models on labelled test rows.
 
         Returns
@@ -886,6 +656,6 @@ class RetentionModels(BaseEstimator):
             probs[name] = self.predict_retention(test_df, model=name)
             out[name] = _scores(y, probs[name])
         out["calibration"] = calibration_table(y, probs["gbm"], n_bins=n_bins)
-        out["n_rows"] = int(len(y))
+        out["n_rows"] = len(y)
         out["retention_rate"] = float(y.mean())
         return out

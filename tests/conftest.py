@@ -35,7 +35,7 @@ def prefect_harness(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_demo(tmp_path_factory) -> dict:
     """A small generated demo (a few hundred accounts), made once per session."""
-    from flows.demo import write_demo
+    from features.demo import write_demo
 
     out = tmp_path_factory.mktemp("demo")
     return write_demo(out, n_accounts=400, seed=7)

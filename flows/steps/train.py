@@ -24,26 +24,22 @@ def model_input_example(models: Any, frame: pd.DataFrame, rows: int = 5) -> pd.D
 def train(cfg: Config, tables: FeatureTables) -> dict:
     """Fit the retention models out of time and rank every feature against its adoption."""
     from models.importance import rank_features
-    from models.training import (
-        RetentionModels,
-        held_out_rows,
-        out_of_time_split,
-        stratified_sample,
-    )
+    from models.splits import held_out_rows, out_of_time_split, stratified_sample
+    from models.training import RetentionModels
 
-    train, test = out_of_time_split(
+    train_rows, test = out_of_time_split(
         tables.snapshots,
         test_snapshots=cfg.models.test_snapshots,
         test_account_share=cfg.models.test_account_share,
         random_state=cfg.seed,
     )
-    if train.empty or test.empty:
+    if train_rows.empty or test.empty:
         raise InvalidInputError(
             "not enough labelled history to train: need uncensored snapshots before and at the "
             f"newest {cfg.models.test_snapshots} labelled month ends (check retention.horizon_days "
             "against the data period)"
         )
-    sample = stratified_sample(train, cfg.models.row_budget, random_state=cfg.seed)
+    sample = stratified_sample(train_rows, cfg.models.row_budget, random_state=cfg.seed)
     categories = dict(cfg.milestones.maturity.categories) if cfg.models.breadth else None
     models = RetentionModels(
         n_estimators=cfg.models.n_estimators,
@@ -54,7 +50,7 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
     evaluation = models.evaluate(test)
     calibration = evaluation.pop("calibration")
     labelled = tables.snapshots[~tables.snapshots["censored"].astype(bool)]
-    held_out = held_out_rows(tables.snapshots, train)
+    held_out = held_out_rows(tables.snapshots, train_rows)
     importance = rank_features(
         models,
         held_out if cfg.models.importance_rows == "held_out" else test,
@@ -75,7 +71,7 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
         "importance": importance,
         "example": model_input_example(models, test),
         "rows": {
-            "train": len(train),
+            "train": len(train_rows),
             "sampled": len(sample),
             "test": len(test),
             "importance": len(held_out) if cfg.models.importance_rows == "held_out" else len(test),

@@ -62,10 +62,30 @@ def test_clean_tables_pass():
     [
         ("tenure", lambda t: pd.concat([t, t.iloc[[0]]]), "tenure.key.unique", 1),
         ("tenure", lambda t: t.assign(aw__x=[0, -1, 9]), "tenure.counts.non_negative", 1),
-        ("tenure", lambda t: t.assign(retained=pd.array([1, 1, None], dtype="Int8")), "tenure.label.only_when_labelled", 1),
-        ("snapshots", lambda s: s.assign(retained=pd.array([1, 0, None], dtype="Int8")), "snapshots.label.only_uncensored", 1),
-        ("snapshots", lambda s: s.assign(seats=pd.array([1, None, 2], dtype="Int64")), "snapshots.required.not_null", 1),
-        ("snapshots", lambda s: s.assign(snapshot_date=[dt.date(2025, 2, 28)] * 2 + [dt.date(2025, 2, 28)]), "snapshots.key.unique", 1),
+        (
+            "tenure",
+            lambda t: t.assign(retained=pd.array([1, 1, None], dtype="Int8")),
+            "tenure.label.only_when_labelled",
+            1,
+        ),
+        (
+            "snapshots",
+            lambda s: s.assign(retained=pd.array([1, 0, None], dtype="Int8")),
+            "snapshots.label.only_uncensored",
+            1,
+        ),
+        (
+            "snapshots",
+            lambda s: s.assign(seats=pd.array([1, None, 2], dtype="Int64")),
+            "snapshots.required.not_null",
+            1,
+        ),
+        (
+            "snapshots",
+            lambda s: s.assign(snapshot_date=[dt.date(2025, 2, 28)] * 2 + [dt.date(2025, 2, 28)]),
+            "snapshots.key.unique",
+            1,
+        ),
     ],
 )
 def test_broken_tables_are_reported(table, change, rule, count):

@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from features import io, tables
+from features.validation import validate_inputs
+from features.values import engine_of
 
 pytestmark = pytest.mark.spark
 
@@ -227,26 +229,53 @@ def test_example_is_not_trivial(duckdb_tables):
     assert s["snapshot_date"].nunique() == 7
 
 
+def test_engine_of_a_spark_connection(spark):
+    con = io.connect("spark", spark_session=spark)
+    assert con.name == "pyspark"  # Ibis' name for its PySpark backend
+    assert engine_of(con) == "spark"
+
+
+def test_validation_on_spark_matches_duckdb(spark, inputs):
+    """The rules and the derived as_of are the same when Spark runs them."""
+    reports = {}
+    for engine, con in (
+        ("duckdb", io.connect("duckdb")),
+        ("spark", io.connect("spark", spark_session=spark)),
+    ):
+        accounts, events = io.read_inputs(con, *inputs)
+        reports[engine] = validate_inputs(con, accounts, events, as_of=None)
+    duck, spk = reports["duckdb"], reports["spark"]
+    assert spk.engine == "spark" and duck.engine == "duckdb"
+    assert spk.ok and duck.ok, spk.format()
+    assert spk.as_of == duck.as_of
+    assert spk.as_of.tzinfo is None
+    assert spk.row_counts == duck.row_counts
+    assert [r.rule for r in spk.results] == [r.rule for r in duck.results]
+
+
 def test_features_command_on_spark_matches_duckdb(spark, tmp_path):
     """`milestones features --engine spark` writes the same tables as the DuckDB default."""
+    from conftest import demo_config_text
     from typer.testing import CliRunner
 
+    from features.demo import write_demo
     from flows.cli import app
-    from flows.demo import write_demo
-    from conftest import demo_config_text
 
     demo = write_demo(tmp_path / "demo", n_accounts=60, seed=3)
     cfg = tmp_path / "demo.yaml"
     cfg.write_text(
         demo_config_text(
-            demo["accounts"], demo["events"], f"sqlite:///{tmp_path / 'mlflow.db'}",
+            demo["accounts"],
+            demo["events"],
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
             snapshots="  max_snapshots: 4",
         )
     )
     out = {}
     for engine in ("duckdb", "spark"):
         res = CliRunner().invoke(
-            app, ["features", "--config", str(cfg), "--out", str(tmp_path / engine), "--engine", engine]
+            app,
+            ["features", "--config", str(cfg), "--out", str(tmp_path / engine), "--engine", engine],
         )
         assert res.exit_code == 0, res.output
         out[engine] = {
@@ -254,7 +283,11 @@ def test_features_command_on_spark_matches_duckdb(spark, tmp_path):
             for name in ("tenure", "snapshots", "current")
         }
     assert len(out["duckdb"]["snapshots"]) > 50
-    keys = {"tenure": ["account_id"], "snapshots": ["snapshot_date", "account_id"], "current": ["account_id"]}
+    keys = {
+        "tenure": ["account_id"],
+        "snapshots": ["snapshot_date", "account_id"],
+        "current": ["account_id"],
+    }
     for name, k in keys.items():
         got, want = out["spark"][name], out["duckdb"][name]
         assert list(got.columns) == list(want.columns), name

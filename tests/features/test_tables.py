@@ -144,7 +144,10 @@ def write_inputs(folder: Path, accounts=ACCOUNTS, events=EVENT_ROWS, *, fmt: str
         db = folder / "inputs.duckdb"
         con = duckdb.connect(str(db))
         for name in ("accounts", "events"):
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet(?)", [str(folder / f"{name}.parquet")])
+            con.execute(
+                f"CREATE TABLE {name} AS SELECT * FROM read_parquet(?)",
+                [str(folder / f"{name}.parquet")],
+            )
         con.close()
         return io.Source("accounts", str(db)), io.Source("events", str(db))
     lines = ["account_id,signup_at,churned_at,seats,plan,region"]
@@ -607,9 +610,7 @@ def test_snapshot_churn_labels(tmp_path):
 def test_snapshot_table_needs_dates(tmp_path):
     con = io.connect()
     acc_raw, ev_raw = io.read_inputs(con, *write_inputs(tmp_path, fmt="parquet"))
-    daily = tables.daily_aggregate(
-        io.typed_accounts(acc_raw), io.typed_events(ev_raw), as_of=AS_OF
-    )
+    daily = tables.daily_aggregate(io.typed_accounts(acc_raw), io.typed_events(ev_raw), as_of=AS_OF)
     with pytest.raises(ValueError, match="no snapshot dates"):
         tables.snapshot_table(daily, dates=[], as_of=AS_OF, events=EVENTS, **SNAPSHOT)
 
@@ -632,7 +633,9 @@ def test_duckdb_database_gives_identical_tables(tmp_path, built):
 def test_missing_table_in_duckdb_database_is_named(tmp_path):
     _, events = write_inputs(tmp_path, fmt="duckdb")
     con = io.connect()
-    with pytest.raises(ValueError, match=r"no table 'visits' in .*inputs.duckdb \(tables: accounts, events\)"):
+    with pytest.raises(
+        ValueError, match=r"no table 'visits' in .*inputs.duckdb \(tables: accounts, events\)"
+    ):
         io.read_source(con, io.Source("visits", events.database), "events")
 
 
@@ -647,20 +650,42 @@ def _random_inputs(seed: int):
     names = ["a", "b", "c", "d", "e"]
     for i in range(40):
         signup = start + pd.Timedelta(minutes=int(rng.integers(0, 60 * 24 * 60)))
-        churn = signup + pd.Timedelta(days=int(rng.integers(20, 150))) if rng.random() < 0.4 else None
-        accounts.append((f"acc{i:02d}", str(signup), None if churn is None else str(churn),
-                         int(rng.integers(1, 6)), "pro", "eu", str(signup), "" if churn is None else str(churn)))
+        churn = (
+            signup + pd.Timedelta(days=int(rng.integers(20, 150))) if rng.random() < 0.4 else None
+        )
+        accounts.append(
+            (
+                f"acc{i:02d}",
+                str(signup),
+                None if churn is None else str(churn),
+                int(rng.integers(1, 6)),
+                "pro",
+                "eu",
+                str(signup),
+                "" if churn is None else str(churn),
+            )
+        )
         end = churn if churn is not None else pd.Timestamp("2025-06-01")
         for _ in range(int(rng.integers(0, 150))):
             at = signup + (end - signup) * rng.random()
-            events.append((f"acc{i:02d}", names[int(rng.integers(0, 5))], str(at.floor("s")), 1.0, str(at.floor("s"))))
+            events.append(
+                (
+                    f"acc{i:02d}",
+                    names[int(rng.integers(0, 5))],
+                    str(at.floor("s")),
+                    1.0,
+                    str(at.floor("s")),
+                )
+            )
     return accounts, events
 
 
 @pytest.mark.parametrize(
     "windows",
-    [dict(trailing_days=30, utilization_window_days=60, maturity_window_days=45),
-     dict(trailing_days=30, utilization_window_days=30, maturity_window_days=30)],
+    [
+        dict(trailing_days=30, utilization_window_days=60, maturity_window_days=45),
+        dict(trailing_days=30, utilization_window_days=30, maturity_window_days=30),
+    ],
     ids=["distinct-windows", "equal-windows"],
 )
 def test_snapshot_table_matches_brute_force(tmp_path, windows):
@@ -671,8 +696,14 @@ def test_snapshot_table_matches_brute_force(tmp_path, windows):
     acc_raw, ev_raw = io.read_inputs(con, *write_inputs(tmp_path, accounts, events, fmt="parquet"))
     daily = tables.daily_aggregate(io.typed_accounts(acc_raw), io.typed_events(ev_raw), as_of=as_of)
     categories = {"x": ["a", "b"], "y": ["c", "d", "e"]}
-    params = dict(categories=categories, utilization_event="a", period_days=10, horizon_days=30,
-                  activation_window_days=10, **windows)
+    params = dict(
+        categories=categories,
+        utilization_event="a",
+        period_days=10,
+        horizon_days=30,
+        activation_window_days=10,
+        **windows,
+    )
     got = tables.to_frame(
         tables.snapshot_table(daily, dates=dates, as_of=as_of, events=list("abcde"), **params),
         tables.SNAPSHOT_ORDER,
@@ -686,7 +717,7 @@ def test_snapshot_table_matches_brute_force(tmp_path, windows):
         s = pd.Timestamp(r.snapshot_date)
         mine = ev[(ev.account_id == r.account_id) & (ev.day <= s)]
 
-        def window(w):
+        def window(w, mine=mine, s=s):
             return mine[mine.day > s - pd.Timedelta(days=w)]
 
         trailing = window(windows["trailing_days"])
@@ -734,6 +765,17 @@ def test_snapshot_dates_end_at_a_complete_day():
         2024, 3, 31
     )
     assert tables.snapshot_dates(first, dt.datetime(2024, 5, 1, 0, 0), **kw)[-1] == dt.date(
+        2024, 4, 30
+    )
+
+
+def test_snapshot_dates_take_an_aware_as_of_in_utc():
+    kw = dict(activation_window_days=30, max_snapshots=24)
+    # 05-01 01:00 at +02:00 is 04-30 23:00 UTC: the end of 04-30 has not come yet
+    aware = dt.datetime(2024, 5, 1, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert tables.snapshot_dates(dt.date(2024, 1, 1), aware, **kw)[-1] == dt.date(2024, 3, 31)
+    # a plain date is its start
+    assert tables.snapshot_dates(dt.date(2024, 1, 1), dt.date(2024, 5, 1), **kw)[-1] == dt.date(
         2024, 4, 30
     )
 

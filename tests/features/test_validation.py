@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.io import Source, connect, read_inputs
-from features.validation import ValidationReport, validate_inputs
+from features.validation import AS_OF_RULE, ValidationReport, validate_inputs
 
 ACCOUNT_COLUMNS = ["account_id", "signup_at", "churned_at", "seats", "plan"]
 EVENT_COLUMNS = ["account_id", "event", "occurred_at", "quantity"]
@@ -153,6 +153,7 @@ def test_clean_input_passes_every_rule(clean_reports, fmt):
     assert "events.account_id.known" in rules and "events.event.configured" in rules
     # with as_of taken from the events, no event can be after it: the rule is not checked
     assert "events.occurred_at.not_after_as_of" not in rules
+    assert result(report, AS_OF_RULE).ok  # ... and it could be derived
     assert "Input validation passed" in report.format()
 
 
@@ -241,7 +242,9 @@ CASES = {
     "accounts_empty": Case(
         "accounts.rows.not_empty", 1, 0, accounts=[], formats=C, also=("events.account_id.known",)
     ),
-    "events_empty": Case("events.rows.not_empty", 1, 0, events=[], configured=None, formats=P),
+    "events_empty": Case(  # and with no event, as_of cannot be derived
+        "events.rows.not_empty", 1, 0, events=[], configured=None, formats=P, also=(AS_OF_RULE,)
+    ),
     "account_id_null": Case(
         "accounts.account_id.not_null",
         1,
@@ -356,10 +359,10 @@ CASES = {
         events=changed(EVENTS, 4, occurred_at="last tuesday"),
         formats=C,
     ),
-    "quantity_nan": Case(
+    "quantity_nan": Case(  # the NaN itself shows as null (test_nan_example_is_json_null)
         "events.quantity.numeric",
         1,
-        "nan",
+        "invoice_sent",
         events=changed(EVENTS, 1, quantity=float("nan")),
         formats=P,
     ),
@@ -429,6 +432,127 @@ def test_each_rule_reports_its_broken_rows(tmp_path, name, fmt):
     assert len(broken.examples) == min(case.count, 5)
     # each broken input breaks the rule it is written for, and no other by accident
     assert {r.rule for r in report.failures} == {case.rule, *case.also}, report.format()
+
+
+def test_nan_example_is_json_null(tmp_path):
+    report = validate(tmp_path, "parquet", events=changed(EVENTS, 1, quantity=float("nan")))
+    assert result(report, "events.quantity.numeric").examples == [
+        {
+            "account_id": "a1",
+            "event": "invoice_sent",
+            "occurred_at": "2025-01-03T10:00:00",
+            "quantity": None,
+        }
+    ]
+    data = json.loads(json.dumps(report.to_dict(), allow_nan=False))  # strict JSON: no NaN
+    assert data["failures"] == ["events.quantity.numeric"]
+
+
+# --------------------------------------------------------------------------- as_of
+
+# A DuckDB database whose events carry time zones: the latest event in UTC (07:00) is not the
+# latest wall-clock time (08:00 at +02:00, 06:00 UTC).
+LATEST_UTC = dt.datetime(2025, 3, 1, 7, 0)
+
+
+def duckdb_inputs(tmp_path: Path):
+    """A connection and the two raw tables of a tiny hand-made DuckDB database."""
+    import duckdb
+
+    db = tmp_path / "inputs.duckdb"
+    with duckdb.connect(str(db)) as c:
+        c.execute("SET TimeZone = 'UTC'")
+        c.execute(
+            "CREATE TABLE accounts (account_id VARCHAR, signup_at TIMESTAMP, "
+            "churned_at TIMESTAMP, seats INTEGER, plan VARCHAR)"
+        )
+        c.execute("INSERT INTO accounts VALUES ('a1', '2025-01-01 00:00:00', NULL, 2, 'pro')")
+        c.execute(
+            "CREATE TABLE events (account_id VARCHAR, event VARCHAR, occurred_at TIMESTAMPTZ)"
+        )
+        c.execute(
+            "INSERT INTO events VALUES ('a1', 'login', '2025-01-02 09:00:00+00'), "
+            "('a1', 'login', '2025-03-01 08:00:00+02'), ('a1', 'send', '2025-03-01 07:00:00+00')"
+        )
+    con = connect()
+    accounts, events = read_inputs(
+        con, Source("accounts", database=str(db)), Source("events", database=str(db))
+    )
+    return con, accounts, events
+
+
+def latest_time_queries(monkeypatch, con) -> list[str]:
+    """The SQL of every max(occurred_at) query run on ``con`` from now on (filled as they run)."""
+    queries = []
+    execute = con.execute
+
+    def counting(expr, *args, **kwargs):
+        sql = str(con.compile(expr))
+        if "MAX(" in sql.upper() and "occurred_at" in sql:
+            queries.append(sql)
+        return execute(expr, *args, **kwargs)
+
+    monkeypatch.setattr(con, "execute", counting)
+    return queries
+
+
+def test_as_of_defaults_to_the_latest_event_in_naive_utc_queried_once(tmp_path, monkeypatch):
+    con, accounts, events = duckdb_inputs(tmp_path)
+    queries = latest_time_queries(monkeypatch, con)
+    report = validate_inputs(con, accounts, events, as_of=None, configured_events={"send": "k"})
+    assert report.ok, report.format()
+    assert report.as_of == LATEST_UTC
+    assert report.as_of.tzinfo is None
+    assert report.to_dict()["as_of"] == "2025-03-01T07:00:00"
+    assert len(queries) == 1, queries
+
+
+def test_configured_as_of_is_converted_to_naive_utc_and_not_queried(tmp_path, monkeypatch):
+    con, accounts, events = duckdb_inputs(tmp_path)
+    queries = latest_time_queries(monkeypatch, con)
+    as_of = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    report = validate_inputs(con, accounts, events, as_of=as_of)
+    assert report.ok, report.format()  # the 07:00 UTC event is not after 09:00 at +02:00
+    assert report.as_of == LATEST_UTC
+    assert report.as_of.tzinfo is None
+    assert queries == []
+    rules = {r.rule for r in report.results}
+    assert "events.occurred_at.not_after_as_of" in rules and AS_OF_RULE not in rules
+
+
+def test_as_of_off_duckdb_is_queried_once_too(tmp_path, monkeypatch):
+    class OtherEngine:
+        name = "pyspark"
+
+    con, accounts, events = duckdb_inputs(tmp_path)
+    queries = latest_time_queries(monkeypatch, con)  # the tables' own backend runs the query
+    report = validate_inputs(OtherEngine(), accounts, events, as_of=None)
+    assert report.engine == "spark"
+    assert report.ok, report.format()
+    assert report.as_of == LATEST_UTC
+    assert len(queries) == 1, queries
+
+
+def test_as_of_that_cannot_be_derived_is_a_broken_rule(tmp_path):
+    events = [dict(r, occurred_at=None) for r in EVENTS]  # no event has a time
+    report = validate(tmp_path, "parquet", events=events)
+    assert report.as_of is None
+    assert {r.rule for r in report.failures} == {"events.occurred_at.not_null", AS_OF_RULE}
+    broken = result(report, AS_OF_RULE)
+    assert broken.unexpected_count == 1
+    assert broken.examples == [{"events": 6, "readable": 0}]
+    assert f"[{AS_OF_RULE}]" in report.format() and "data.as_of" in report.format()
+    # with as_of configured there is nothing to derive
+    configured = validate(tmp_path, "parquet", events=events, as_of=dt.datetime(2025, 3, 1))
+    assert configured.as_of == dt.datetime(2025, 3, 1)
+    assert AS_OF_RULE not in {r.rule for r in configured.results}
+
+
+def test_schema_failure_still_reports_the_configured_as_of(tmp_path):
+    as_of = dt.datetime(2025, 3, 1, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    report = validate(tmp_path, "csv", event_columns=["account_id", "event"], as_of=as_of)
+    assert {r.rule for r in report.results} == SCHEMA_RULES
+    assert report.as_of == dt.datetime(2025, 3, 1, 0, 0)
 
 
 # --------------------------------------------------------------------------- the report

@@ -16,13 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from flows.demo import (
+from features.demo import generate_demo, write_demo
+from features.demo.world import (
     MATURITY_CATEGORIES,
     MATURITY_THRESHOLDS,
     SETUP_IRRELEVANT,
     SETUP_TRUE,
-    generate_demo,
-    write_demo,
 )
 
 END = pd.Timestamp("2026-06-30", tz="UTC")

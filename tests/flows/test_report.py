@@ -7,6 +7,7 @@ switched off, driven through the DevTools protocol (``websockets`` comes with Pr
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import itertools
 import json
@@ -21,7 +22,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.report import _place_labels, _position, fmt_number, render_report
+from flows.report.charts import _place_labels, _position
+from flows.report.format import fmt_number
+from flows.report.render import render_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 
@@ -42,14 +45,27 @@ class Chromium:
         from websockets.sync.client import connect
 
         args = [
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-extensions", "--disable-default-apps",
-            "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
-            f"--user-data-dir={self.profile}", f"--window-size={self.width},{self.height}",
-            "--remote-debugging-port=0", "about:blank",
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-default-apps",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--proxy-server=127.0.0.1:9",
+            f"--user-data-dir={self.profile}",
+            f"--window-size={self.width},{self.height}",
+            "--remote-debugging-port=0",
+            "about:blank",
         ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         url = None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -65,18 +81,24 @@ class Chromium:
             raise RuntimeError("Chromium did not start its DevTools endpoint")
         self.ws = connect(url, max_size=None, open_timeout=20)
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable", session=True)
-        self.call("Network.emulateNetworkConditions", session=True, offline=True, latency=0,
-                  downloadThroughput=-1, uploadThroughput=-1)
+        self.call(
+            "Network.emulateNetworkConditions",
+            session=True,
+            offline=True,
+            latency=0,
+            downloadThroughput=-1,
+            uploadThroughput=-1,
+        )
         return self
 
     def __exit__(self, *exc) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the browser may be gone already
             self.call("Browser.close")
-        except Exception:
-            pass
         try:
             self.ws.close()
         finally:
@@ -124,10 +146,17 @@ class Chromium:
 
     def screenshot(self) -> bytes:
         height = int(self.evaluate("document.documentElement.scrollHeight"))
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=self.width,
-                  height=height, deviceScaleFactor=1, mobile=False)
-        shot = self.call("Page.captureScreenshot", session=True, format="png",
-                         captureBeyondViewport=True)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            session=True,
+            width=self.width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        shot = self.call(
+            "Page.captureScreenshot", session=True, format="png", captureBeyondViewport=True
+        )
         return base64.b64decode(shot["data"])
 
     def console_errors(self) -> list[str]:
@@ -135,7 +164,9 @@ class Chromium:
         for e in self.events:
             p = e.get("params", {})
             if e["method"] == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                out.append(" ".join(str(a.get("value", a.get("description"))) for a in p.get("args", [])))
+                out.append(
+                    " ".join(str(a.get("value", a.get("description"))) for a in p.get("args", []))
+                )
             elif e["method"] == "Runtime.exceptionThrown":
                 out.append(p.get("exceptionDetails", {}).get("text", "exception"))
             elif e["method"] == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
@@ -143,8 +174,11 @@ class Chromium:
         return out
 
     def requests(self) -> list[str]:
-        return [e["params"]["request"]["url"] for e in self.events
-                if e["method"] == "Network.requestWillBeSent"]
+        return [
+            e["params"]["request"]["url"]
+            for e in self.events
+            if e["method"] == "Network.requestWillBeSent"
+        ]
 
 
 def open_report(path: Path, profile: Path, screenshot: Path | None = None) -> dict:
@@ -156,8 +190,13 @@ def open_report(path: Path, profile: Path, screenshot: Path | None = None) -> di
         png = browser.screenshot() if screenshot else None
         if png:
             Path(screenshot).write_bytes(png)
-        return {"url": url, "text": text, "errors": browser.console_errors(),
-                "requests": browser.requests(), "png": png}
+        return {
+            "url": url,
+            "text": text,
+            "errors": browser.console_errors(),
+            "requests": browser.requests(),
+            "png": png,
+        }
 
 
 def _pixels(png: bytes) -> np.ndarray:
@@ -180,8 +219,11 @@ def test_fmt_number_prints_integers_plainly_and_others_to_three_digits():
 
 
 def test_position_puts_a_threshold_on_the_edge_of_the_first_bin_reaching_it():
-    bins = [{"metric_min": 0, "metric_max": 4}, {"metric_min": 5, "metric_max": 9},
-            {"metric_min": 10, "metric_max": 20}]
+    bins = [
+        {"metric_min": 0, "metric_max": 4},
+        {"metric_min": 5, "metric_max": 9},
+        {"metric_min": 10, "metric_max": 20},
+    ]
     assert _position(5, bins) == 0.5
     assert _position(0, bins) == -0.5
     assert _position(15, bins) == pytest.approx(1.5 + 0.5)
@@ -210,57 +252,137 @@ def test_labels_of_crowded_points_do_not_overlap():
     boxes = [Text.get_window_extent(t, r) for t in ax.texts]  # the text, not its leader line
     plt.close(fig)
     assert len(boxes) == 12
-    overlapping = [(a, b) for a, b in itertools.combinations(range(12), 2) if boxes[a].overlaps(boxes[b])]
+    overlapping = [
+        (a, b) for a, b in itertools.combinations(range(12), 2) if boxes[a].overlaps(boxes[b])
+    ]
     assert not overlapping
+
+
+#: retention by bin of the literal evidence curve
+_CURVE_RATES = (0.7, 0.72, 0.74, 0.75, 0.86, 0.88, 0.9, 0.9, 0.91, 0.92)
 
 
 def _run_folder(tmp: Path, review: dict | None = None, curves: dict | None = None) -> Path:
     """A run folder of small literal files, as the pipeline writes them."""
-    curve = [{"metric_min": lo, "metric_max": lo + 4, "n": 50, "rate": r}
-             for lo, r in zip(range(0, 50, 5), (0.7, 0.72, 0.74, 0.75, 0.86, 0.88, 0.9, 0.9, 0.91, 0.92))]
-    evidence = {"rate_at_or_above": 0.89, "rate_below": 0.73, "lift": 1.22, "n": 500,
-                "share_at_or_above": 0.6, "curve": curve, "confidence": 0.95}
-    cat = {"threshold": 2, "ci": [1, 3], "evidence": {**evidence, "curve": curve[:4]}, "features": ["a", "b"]}
-    thresholds = {
-        "setup": {"rule": "complete all of install within the first 21 days", "threshold": 1,
-                  "ci": [1, 2], "steps": ["install"], "pinned": False,
-                  "evidence": {"activation_rate_complete": 0.6, "activation_rate_incomplete": 0.3,
-                               "lift": 2.0, "by_steps_done": [
-                                   {"steps_done": 0, "n": 40, "activation_rate": 0.3},
-                                   {"steps_done": 1, "n": 60, "activation_rate": 0.6}]},
-                  "candidates": {
-                      "install": {"prevalence": 0.6, "activation_rate_done": 0.6,
-                                  "activation_rate_not_done": 0.3, "lift": 2.0, "lift_ci": [1.6, 2.4],
-                                  "selected": True, "reason": "lift"},
-                      "verify": {"prevalence": 0.98, "activation_rate_done": 0.45,
-                                 "activation_rate_not_done": 0.4, "lift": 1.1, "lift_ci": [0.8, 1.4],
-                                 "selected": False, "reason": "routine"}}},
-        "activation": {"rule": "at least 20 conversation_closed in the first 60 days", "threshold": 20,
-                       "ci": [13, 23], "pinned": False, "evidence": evidence},
-        "utilization": {"rule": "at least 9.71 conversation_closed per seat per 30 days",
-                        "threshold": 9.705882352941176, "ci": [6.69, 10.02], "pinned": False,
-                        "evidence": evidence},
-        "maturity": {"rule": "mature in at least 3 of 2 categories", "threshold": 3, "ci": [3, 3],
-                     "pinned": False, "evidence": evidence, "min_categories": 3,
-                     "categories": {"reporting": cat, "channels": cat}},
+    curve = [
+        {"metric_min": lo, "metric_max": lo + 4, "n": 50, "rate": r}
+        for lo, r in zip(range(0, 50, 5), _CURVE_RATES, strict=True)
+    ]
+    evidence = {
+        "rate_at_or_above": 0.89,
+        "rate_below": 0.73,
+        "lift": 1.22,
+        "n": 500,
+        "share_at_or_above": 0.6,
+        "curve": curve,
+        "confidence": 0.95,
     }
-    summary = {"as_of": "2026-06-29 23:59:54", "period": ["2024-06-30", "2026-06-29"], "engine": "duckdb",
-               "seed": 1, "accounts": 5000, "events": 3361715, "live_accounts": 4, "validation_ok": True,
-               "metrics": {"gbm": {"roc_auc": 0.66}, "rf": {"roc_auc": 0.62}, "baseline": {"roc_auc": 0.57}},
-               "prevalence_band": [0.05, 0.9]}
-    importance = pd.DataFrame({
-        "feature": ["report_viewed", "inbox_viewed", "sla_policy_custom"],
-        "importance_rf": [0.02, 0.001, 0.004], "importance_gbm": [0.01, 0.0, 0.003],
-        "importance_rank": [1, 3, 2], "prevalence": [0.43, 0.99, 0.03],
-        "retention_lift": [1.06, 1.0, 1.1], "stratified_lift": [1.06, 1.0, 1.01],
-        "verdict": ["milestone_candidate", "table_stakes", "niche"],
-        "reason": ["Used by 43.0% of accounts", "Used by 99.0%", "Used by 3.0%"],
-    })
-    scores = pd.DataFrame({
-        "account_id": ["a", "b", "c", "d"], "stage": ["new", "setup", "mature", "mature"],
-        "setup_complete": [False, True, True, True], "activated": [False, False, True, True],
-        "utilized": [False, False, True, True], "mature": [False, False, True, True],
-    })
+    cat = {
+        "threshold": 2,
+        "ci": [1, 3],
+        "evidence": {**evidence, "curve": curve[:4]},
+        "features": ["a", "b"],
+    }
+    thresholds = {
+        "setup": {
+            "rule": "complete all of install within the first 21 days",
+            "threshold": 1,
+            "ci": [1, 2],
+            "steps": ["install"],
+            "pinned": False,
+            "evidence": {
+                "activation_rate_complete": 0.6,
+                "activation_rate_incomplete": 0.3,
+                "lift": 2.0,
+                "by_steps_done": [
+                    {"steps_done": 0, "n": 40, "activation_rate": 0.3},
+                    {"steps_done": 1, "n": 60, "activation_rate": 0.6},
+                ],
+            },
+            "candidates": {
+                "install": {
+                    "prevalence": 0.6,
+                    "activation_rate_done": 0.6,
+                    "activation_rate_not_done": 0.3,
+                    "lift": 2.0,
+                    "lift_ci": [1.6, 2.4],
+                    "selected": True,
+                    "reason": "lift",
+                },
+                "verify": {
+                    "prevalence": 0.98,
+                    "activation_rate_done": 0.45,
+                    "activation_rate_not_done": 0.4,
+                    "lift": 1.1,
+                    "lift_ci": [0.8, 1.4],
+                    "selected": False,
+                    "reason": "routine",
+                },
+            },
+        },
+        "activation": {
+            "rule": "at least 20 conversation_closed in the first 60 days",
+            "threshold": 20,
+            "ci": [13, 23],
+            "pinned": False,
+            "evidence": evidence,
+        },
+        "utilization": {
+            "rule": "at least 9.71 conversation_closed per seat per 30 days",
+            "threshold": 9.705882352941176,
+            "ci": [6.69, 10.02],
+            "pinned": False,
+            "evidence": evidence,
+        },
+        "maturity": {
+            "rule": "mature in at least 3 of 2 categories",
+            "threshold": 3,
+            "ci": [3, 3],
+            "pinned": False,
+            "evidence": evidence,
+            "min_categories": 3,
+            "categories": {"reporting": cat, "channels": cat},
+        },
+    }
+    summary = {
+        "as_of": "2026-06-29 23:59:54",
+        "period": ["2024-06-30", "2026-06-29"],
+        "engine": "duckdb",
+        "seed": 1,
+        "accounts": 5000,
+        "events": 3361715,
+        "live_accounts": 4,
+        "validation_ok": True,
+        "metrics": {
+            "gbm": {"roc_auc": 0.66},
+            "rf": {"roc_auc": 0.62},
+            "baseline": {"roc_auc": 0.57},
+        },
+        "prevalence_band": [0.05, 0.9],
+    }
+    importance = pd.DataFrame(
+        {
+            "feature": ["report_viewed", "inbox_viewed", "sla_policy_custom"],
+            "importance_rf": [0.02, 0.001, 0.004],
+            "importance_gbm": [0.01, 0.0, 0.003],
+            "importance_rank": [1, 3, 2],
+            "prevalence": [0.43, 0.99, 0.03],
+            "retention_lift": [1.06, 1.0, 1.1],
+            "stratified_lift": [1.06, 1.0, 1.01],
+            "verdict": ["milestone_candidate", "table_stakes", "niche"],
+            "reason": ["Used by 43.0% of accounts", "Used by 99.0%", "Used by 3.0%"],
+        }
+    )
+    scores = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c", "d"],
+            "stage": ["new", "setup", "mature", "mature"],
+            "setup_complete": [False, True, True, True],
+            "activated": [False, False, True, True],
+            "utilized": [False, False, True, True],
+            "mature": [False, False, True, True],
+        }
+    )
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "thresholds.json").write_text(json.dumps(thresholds))
     (tmp / "summary.json").write_text(json.dumps(summary))
@@ -283,22 +405,70 @@ def test_report_renders_without_review_or_curves(tmp_path):
 
 def test_report_shows_review_warnings_and_curves(tmp_path):
     review = {
-        "status": "warning", "min_lift": 1.05,
-        "warnings": [{"kind": "threshold_moved", "milestone": "activation",
-                      "message": "activation: the threshold moved from 20 to 41, outside the previous champion's interval 13 to 23"}],
-        "cohort": {"activation": {"cohort": ["2025-11"], "outcome": "retention", "n_reached": 10,
-                                  "n_not_reached": 12, "rate_reached": 0.9, "rate_not_reached": 0.8,
-                                  "lift": 1.125, "lift_ci": [0.9, 1.4], "checked": "retention"}},
-        "previous": {"run_id": "abc", "thresholds": [
-            {"milestone": "activation", "previous": 20, "previous_ci": [13, 23], "current": 41,
-             "change": 21, "outside_previous_ci": True}],
+        "status": "warning",
+        "min_lift": 1.05,
+        "warnings": [
+            {
+                "kind": "threshold_moved",
+                "milestone": "activation",
+                "message": "activation: the threshold moved from 20 to 41, "
+                "outside the previous champion's interval 13 to 23",
+            }
+        ],
+        "cohort": {
+            "activation": {
+                "cohort": ["2025-11"],
+                "outcome": "retention",
+                "n_reached": 10,
+                "n_not_reached": 12,
+                "rate_reached": 0.9,
+                "rate_not_reached": 0.8,
+                "lift": 1.125,
+                "lift_ci": [0.9, 1.4],
+                "checked": "retention",
+            }
+        },
+        "previous": {
+            "run_id": "abc",
+            "thresholds": [
+                {
+                    "milestone": "activation",
+                    "previous": 20,
+                    "previous_ci": [13, 23],
+                    "current": 41,
+                    "change": 21,
+                    "outside_previous_ci": True,
+                }
+            ],
             "auc": [{"model": "gbm", "previous": 0.7, "current": 0.66, "change": -0.04}],
-            "prevalence_drift": [{"feature": "report_viewed", "prevalence_previous": 0.2,
-                                  "prevalence_current": 0.43, "psi": 0.24, "band": "moderate"}]},
+            "prevalence_drift": [
+                {
+                    "feature": "report_viewed",
+                    "prevalence_previous": 0.2,
+                    "prevalence_current": 0.43,
+                    "psi": 0.24,
+                    "band": "moderate",
+                }
+            ],
+        },
     }
-    curves = {"activation": {"anchor": "the end of the activation window",
-                             "reached": {"n": 30, "months": [0, 6, 12], "share": [1, 0.9, 0.8], "at_risk": [30, 25, 20]},
-                             "not_reached": {"n": 40, "months": [0, 6, 12], "share": [1, 0.7, 0.5], "at_risk": [40, 30, 20]}}}
+    curves = {
+        "activation": {
+            "anchor": "the end of the activation window",
+            "reached": {
+                "n": 30,
+                "months": [0, 6, 12],
+                "share": [1, 0.9, 0.8],
+                "at_risk": [30, 25, 20],
+            },
+            "not_reached": {
+                "n": 40,
+                "months": [0, 6, 12],
+                "share": [1, 0.7, 0.5],
+                "at_risk": [40, 30, 20],
+            },
+        }
+    }
     page = render_report(_run_folder(tmp_path, review, curves))
     assert 'role="alert"' in page and "outside the previous champion" in page
     assert "outside the previous interval" in page
@@ -338,8 +508,13 @@ def test_report_in_headless_chromium(demo_run, tmp_path):
         assert f"{fmt_number(m['ci'][0])} – {fmt_number(m['ci'][1])}" in text, name
     for step in thr["setup"]["candidates"]:
         assert step in text
-    for section in ("Summary", "The milestones", "Retention curves", "Framework review",
-                    "Live accounts by stage today"):
+    for section in (
+        "Summary",
+        "The milestones",
+        "Retention curves",
+        "Framework review",
+        "Live accounts by stage today",
+    ):
         assert section in text
 
     pixels = _pixels(shot.read_bytes())

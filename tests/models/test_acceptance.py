@@ -20,15 +20,19 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-
-from flows.config import load_config
-from flows.demo import write_demo
-from flows.pipeline import build_feature_tables, open_inputs, thresholds_task, train_task
-from models.importance import adoption_table, assign_verdicts
-from models.thresholds import ThresholdFinder, derive_utilization
-from models.training import RetentionModels, held_out_rows, out_of_time_split
-
 from conftest import demo_config_text  # tests/conftest.py, as the flow tests import it
+
+from features.demo import write_demo
+from flows.config import load_config
+from flows.steps.inputs import open_inputs
+from flows.steps.tables import build_feature_tables
+from flows.steps.train import derive, train
+from models.adoption import adoption_table
+from models.finder import ThresholdFinder
+from models.importance import assign_verdicts
+from models.splits import held_out_rows, out_of_time_split
+from models.thresholds import derive_utilization
+from models.training import RetentionModels
 
 SEED = 0  # write_demo's default
 
@@ -44,8 +48,8 @@ def demo(tmp_path_factory):
     )
     cfg = load_config(config)
     tables = build_feature_tables(cfg, open_inputs(cfg))
-    trained = train_task.fn(cfg, tables)
-    thresholds = thresholds_task.fn(cfg, tables)
+    trained = train(cfg, tables)
+    thresholds = derive(cfg, tables)
     return SimpleNamespace(
         truth=truth,
         cfg=cfg,
@@ -106,7 +110,7 @@ def test_setup_selects_exactly_the_true_steps(demo):
 
 
 def test_same_data_and_seed_give_the_same_thresholds(demo):
-    again = thresholds_task.fn(demo.cfg, demo.tables)
+    again = derive(demo.cfg, demo.tables)
     assert json.dumps(again, sort_keys=True) == json.dumps(demo.thresholds, sort_keys=True)
 
 
@@ -227,18 +231,41 @@ def test_pooled_lift_does_not_count_an_account_twice():
 
 def test_a_near_universal_feature_is_a_candidate_only_for_its_intensity():
     row = {
-        "prevalence": 0.99, "importance_rf": 0.05, "importance_gbm": 0.04,
-        "retention_lift": 0.9, "retention_lift_low": 0.8, "retention_lift_high": 1.0,
-        "stratified_lift": 0.9, "stratified_lift_low": 0.8, "stratified_lift_high": 1.0,
+        "prevalence": 0.99,
+        "importance_rf": 0.05,
+        "importance_gbm": 0.04,
+        "retention_lift": 0.9,
+        "retention_lift_low": 0.8,
+        "retention_lift_high": 1.0,
+        "stratified_lift": 0.9,
+        "stratified_lift_low": 0.8,
+        "stratified_lift_high": 1.0,
     }
     table = pd.DataFrame(
         [
-            {**row, "feature": "intense", "intensity_lift": 1.2, "intensity_lift_low": 1.1,
-             "intensity_lift_high": 1.3},
-            {**row, "feature": "flat", "intensity_lift": 1.0, "intensity_lift_low": 0.9,
-             "intensity_lift_high": 1.1},
-            {**row, "feature": "unused_by_models", "importance_rf": 0.0, "importance_gbm": 0.0,
-             "intensity_lift": 1.2, "intensity_lift_low": 1.1, "intensity_lift_high": 1.3},
+            {
+                **row,
+                "feature": "intense",
+                "intensity_lift": 1.2,
+                "intensity_lift_low": 1.1,
+                "intensity_lift_high": 1.3,
+            },
+            {
+                **row,
+                "feature": "flat",
+                "intensity_lift": 1.0,
+                "intensity_lift_low": 0.9,
+                "intensity_lift_high": 1.1,
+            },
+            {
+                **row,
+                "feature": "unused_by_models",
+                "importance_rf": 0.0,
+                "importance_gbm": 0.0,
+                "intensity_lift": 1.2,
+                "intensity_lift_low": 1.1,
+                "intensity_lift_high": 1.3,
+            },
         ]
     )
     out = assign_verdicts(table).set_index("feature")
@@ -265,7 +292,7 @@ def test_breadth_is_recomputed_from_the_event_columns():
     assert models.model_columns_[-1] == "breadth[core]"
     assert "breadth[core]" not in models.feature_names_in_
     X = models.matrix(frame)
-    switched_on = X.assign(**{"a__used": 1.0, "b__used": 1.0})
+    switched_on = X.assign(a__used=1.0, b__used=1.0)
     assert models.score_matrix(switched_on).mean() > models.score_matrix(X).mean() + 0.1
     # the contributions, the breadth shared among the category's features, add up
     contrib = models.feature_contributions(X.head(50))
@@ -324,5 +351,6 @@ def test_the_split_keeps_training_a_random_sample_of_accounts():
     assert not set(train["account_id"]) & set(test["account_id"])
     held = held_out_rows(frame, train)
     assert set(held["account_id"]).isdisjoint(train["account_id"])
-    assert len(held) + len(train) + int((~frame["account_id"].isin(set(held["account_id"]))
-                                          & (frame["d"] >= 4)).sum()) == len(frame)
+    assert len(held) + len(train) + int(
+        (~frame["account_id"].isin(set(held["account_id"])) & (frame["d"] >= 4)).sum()
+    ) == len(frame)

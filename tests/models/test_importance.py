@@ -7,22 +7,22 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from planted import make_snapshots
 from scipy.stats import norm
 
+from models.adoption import adoption_table, mantel_haenszel_risk_ratio
 from models.importance import (
     IMPORTANCE_COLUMNS,
     VERDICTS,
-    adoption_table,
     assign_verdicts,
     grouped_permutation_importance,
     impurity_importance,
-    mantel_haenszel_risk_ratio,
     rank_features,
-    risk_ratio,
     shap_importance,
 )
-from models.training import RetentionModels, out_of_time_split
-from planted import make_snapshots
+from models.splits import out_of_time_split
+from models.stats import risk_ratio
+from models.training import RetentionModels
 
 EVENTS = ["common", "driver", "niche", "noise", "plan_proxy"]
 
@@ -44,7 +44,8 @@ def fitted(split):
 
 def _rank(fitted, split, snapshots):
     return rank_features(
-        fitted, split[1], snapshots, n_repeats=3, max_rows=2000, shap_rows=300, random_state=0
+        fitted, split[1], snapshots, n_repeats=3, max_rows=2000, shap_rows=300, lift_snapshots=1,
+        random_state=0,
     )
 
 
@@ -110,8 +111,13 @@ def test_permutation_permutes_a_feature_columns_jointly_and_ignores_unused_ones(
         return frame["a__count"].to_numpy()
 
     out = grouped_permutation_importance(
-        predict, X, y, {"a": ["a__count", "a__days"], "b": ["b__used"]},
-        n_repeats=4, random_state=0, max_rows=None,
+        predict,
+        X,
+        y,
+        {"a": ["a__count", "a__days"], "b": ["b__used"]},
+        n_repeats=4,
+        random_state=0,
+        max_rows=None,
     )
     assert list(out.columns) == ["feature", "mean", "std"]
     assert out["feature"].tolist() == ["a", "b"]
@@ -171,12 +177,15 @@ def _tiny_table() -> pd.DataFrame:
     """Newest date 2025-02-28: plan A has 4 users (3 retained) and 4 non-users (1 retained),
     plan B 2 users (2 retained) and 6 non-users (3 retained). Older and censored rows must be
     ignored."""
+
     def rows(plan, used, retained):
         return [(plan, used, r) for r in retained]
 
     data = (
-        rows("A", 1, [1, 1, 1, 0]) + rows("A", 0, [1, 0, 0, 0])
-        + rows("B", 1, [1, 1]) + rows("B", 0, [1, 1, 1, 0, 0, 0])
+        rows("A", 1, [1, 1, 1, 0])
+        + rows("A", 0, [1, 0, 0, 0])
+        + rows("B", 1, [1, 1])
+        + rows("B", 0, [1, 1, 1, 0, 0, 0])
     )
     newest = pd.DataFrame(data, columns=["plan", "x__used", "retained"])
     newest["nobody__used"] = 0
@@ -192,7 +201,7 @@ def _tiny_table() -> pd.DataFrame:
 
 
 def test_mantel_haenszel_risk_ratio_by_hand():
-    table = adoption_table(_tiny_table(), ["x", "nobody"], plan_col="plan").set_index("feature")
+    table = adoption_table(_tiny_table(), ["x", "nobody"], plan_col="plan", lift_snapshots=1).set_index("feature")
     z = norm.ppf(0.975)
     # plan A: a=3, n1=4, c=1, n0=4, N=8;  plan B: a=2, n1=2, c=3, n0=6, N=8
     numerator = 3 * 4 / 8 + 2 * 6 / 8  # sum a*n0/N = 1.5 + 1.5
@@ -218,12 +227,20 @@ def test_mantel_haenszel_risk_ratio_by_hand():
 
 
 def test_risk_ratios_handle_zero_cells_and_one_stratum():
-    assert risk_ratio(3, 4, 1, 4) == pytest.approx(
-        mantel_haenszel_risk_ratio([3], [4], [1], [4])
-    )
-    assert all(np.isnan(v) for v in risk_ratio(3, 4, 0, 4))  # no retained non-user
+    assert risk_ratio(3, 4, 1, 4) == pytest.approx(mantel_haenszel_risk_ratio([3], [4], [1], [4]))
+    # Zero cells (the one rule of models.stats.risk_ratio): the estimate is the observed
+    # ratio, the interval adds 0.5 to every cell. No retained non-user: no estimate, and the
+    # interval of (3.5/5) / (0.5/5) = 7 with var = 1/3.5 - 1/5 + 1/0.5 - 1/5.
+    z = norm.ppf(0.975)
+    rr, low, high = risk_ratio(3, 4, 0, 4)
+    half = z * math.sqrt(1 / 3.5 - 1 / 5 + 1 / 0.5 - 1 / 5)
+    assert np.isnan(rr)
+    assert (low, high) == pytest.approx((7 * math.exp(-half), 7 * math.exp(half)))
+    # No retained user: estimate 0, interval around (0.5/5) / (2.5/5) = 0.2.
     rr, low, high = risk_ratio(0, 4, 2, 4)
-    assert rr == 0.0 and np.isnan(low) and np.isnan(high)
+    half = z * math.sqrt(1 / 0.5 - 1 / 5 + 1 / 2.5 - 1 / 5)
+    assert rr == 0.0
+    assert (low, high) == pytest.approx((0.2 * math.exp(-half), 0.2 * math.exp(half)))
     assert all(np.isnan(v) for v in mantel_haenszel_risk_ratio([0, 0], [0, 0], [1, 2], [3, 4]))
     # a stratum with users only adds nothing
     assert mantel_haenszel_risk_ratio([3, 5], [4, 5], [1, 0], [4, 0]) == pytest.approx(
@@ -236,7 +253,7 @@ def test_adoption_table_checks_its_input():
         adoption_table(_tiny_table(), ["y"])
     with pytest.raises(ValueError, match="missing column 'snapshot_date'"):
         adoption_table(_tiny_table().drop(columns="snapshot_date"), ["x"])
-    without_plan = adoption_table(_tiny_table().drop(columns="plan"), ["x"])
+    without_plan = adoption_table(_tiny_table().drop(columns="plan"), ["x"], lift_snapshots=1)
     row = without_plan.iloc[0]
     assert row["stratified_lift"] == pytest.approx(row["retention_lift"])
 
@@ -276,7 +293,7 @@ def test_assign_verdicts_applies_the_rules_in_order():
         ]
     )
     out = assign_verdicts(table, prevalence_band=(0.05, 0.90), min_importance=0.002)
-    assert dict(zip(out["feature"], out["verdict"])) == {
+    assert dict(zip(out["feature"], out["verdict"], strict=True)) == {
         "candidate": "milestone_candidate",
         "niche": "niche",
         "everyone": "table_stakes",

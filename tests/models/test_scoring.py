@@ -29,7 +29,15 @@ def frames():
     tenure = pd.DataFrame(
         {
             "account_id": ["acc1", "acc2", "acc3", "acc4", "acc5"],
-            "signup_at": pd.to_datetime(["2026-06-20 09:00", "2026-06-01 23:00", "2025-01-01 00:00", "2025-01-01 00:00", "2025-01-01 00:00"]),
+            "signup_at": pd.to_datetime(
+                [
+                    "2026-06-20 09:00",
+                    "2026-06-01 23:00",
+                    "2025-01-01 00:00",
+                    "2025-01-01 00:00",
+                    "2025-01-01 00:00",
+                ]
+            ),
             "activation_count": [0, 4, 10, 30, 50],
             "setup__a": [False, True, True, True, True],
             "setup__b": [False, True, True, True, True],
@@ -47,17 +55,32 @@ def frames():
     return tenure, current
 
 
-def score_accounts(tenure, current, thresholds, *, as_of, activation_window_days, activation_event,
-                   utilization_event, retention_probability=None):
+def score_accounts(
+    tenure,
+    current,
+    thresholds,
+    *,
+    as_of,
+    activation_window_days,
+    activation_event,
+    utilization_event,
+    retention_probability=None,
+):
     con = connect()
     flags = milestone_flags(
         con.create_table("tenure", tenure, temp=True, overwrite=True),
         con.create_table("current", current, temp=True, overwrite=True),
-        as_of=as_of, activation_window_days=activation_window_days, **flag_parameters(thresholds),
+        as_of=as_of,
+        activation_window_days=activation_window_days,
+        **flag_parameters(thresholds),
     ).to_pandas()
     return finish_scores(
-        flags, thresholds, as_of=as_of, activation_window_days=activation_window_days,
-        activation_event=activation_event, utilization_event=utilization_event,
+        flags,
+        thresholds,
+        as_of=as_of,
+        activation_window_days=activation_window_days,
+        activation_event=activation_event,
+        utilization_event=utilization_event,
         retention_probability=retention_probability,
     )
 
@@ -66,8 +89,13 @@ def score():
     tenure, current = frames()
     proba = pd.Series([0.1, 0.2, 0.3, 0.4, 0.9], index=["acc1", "acc2", "acc3", "acc4", "acc5"])
     return score_accounts(
-        tenure, current, THRESHOLDS, as_of=AS_OF, activation_window_days=60,
-        activation_event="conversation_closed", utilization_event="conversation_closed",
+        tenure,
+        current,
+        THRESHOLDS,
+        as_of=AS_OF,
+        activation_window_days=60,
+        activation_event="conversation_closed",
+        utilization_event="conversation_closed",
         retention_probability=proba,
     )
 
@@ -90,7 +118,10 @@ def test_next_step_texts():
     s = score().set_index("account_id")["next_step"]
     assert s["acc1"] == "Complete setup: a, b (0 of 2 steps done)"
     # signup 2026-06-01 + 60 days = window ends 2026-07-31; days after 2026-06-30: 30
-    assert s["acc2"] == "Reach activation: 6 more conversation_closed (4 of 10); 30 days left in the first 60"
+    assert (
+        s["acc2"]
+        == "Reach activation: 6 more conversation_closed (4 of 10); 30 days left in the first 60"
+    )
     assert s["acc3"] == "Raise usage to 5 conversation_closed per seat per 30 days (now 4.99)"
     # closest non-mature category: y needs 1 more, z needs 2 more
     assert s["acc4"] == "Adopt more y features (0 of 1 used): 1 of 3 categories mature, 2 needed"
@@ -100,8 +131,15 @@ def test_next_step_texts():
 def test_closed_window_is_said():
     tenure, current = frames()
     tenure.loc[1, "signup_at"] = pd.Timestamp("2026-01-01")
-    s = score_accounts(tenure, current, THRESHOLDS, as_of=AS_OF, activation_window_days=60,
-                       activation_event="e", utilization_event="e").set_index("account_id")
+    s = score_accounts(
+        tenure,
+        current,
+        THRESHOLDS,
+        as_of=AS_OF,
+        activation_window_days=60,
+        activation_event="e",
+        utilization_event="e",
+    ).set_index("account_id")
     assert s.loc["acc2", "next_step"].endswith("the first 60 days are over")
     assert np.isnan(s["retention_probability"]).all()
 
@@ -109,13 +147,22 @@ def test_closed_window_is_said():
 def test_missing_column_is_named():
     flags = score().drop(columns="utilization_rate")
     with pytest.raises(ValueError, match="flags is missing column 'utilization_rate'"):
-        finish_scores(flags, THRESHOLDS, as_of=AS_OF, activation_window_days=60,
-                      activation_event="e", utilization_event="e")
+        finish_scores(
+            flags,
+            THRESHOLDS,
+            as_of=AS_OF,
+            activation_window_days=60,
+            activation_event="e",
+            utilization_event="e",
+        )
 
 
 def test_flag_parameters_read_the_thresholds():
     p = flag_parameters(THRESHOLDS)
     assert p == {
-        "setup_steps": ["a", "b"], "activation_threshold": 10.0, "utilization_threshold": 5.0,
-        "category_thresholds": {"x": 2.0, "y": 1.0, "z": 3.0}, "min_categories": 2,
+        "setup_steps": ["a", "b"],
+        "activation_threshold": 10.0,
+        "utilization_threshold": 5.0,
+        "category_thresholds": {"x": 2.0, "y": 1.0, "z": 3.0},
+        "min_categories": 2,
     }

@@ -5,19 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from planted import make_snapshots
 
+from models.splits import labelled_rows, out_of_time_split, stratified_sample
 from models.training import (
     RetentionModels,
     calibration_table,
     events_in,
     feature_groups,
     flatten_metrics,
-    labelled_rows,
     model_matrix,
-    out_of_time_split,
-    stratified_sample,
 )
-from planted import make_snapshots
 
 
 @pytest.fixture(scope="module")
@@ -154,11 +152,19 @@ def test_model_matrix_takes_event_columns_and_covariates_only():
     assert X["a__used"].tolist() == [1.0, 0.0, 1.0]
     assert X[["plan=basic", "plan=pro"]].to_numpy().tolist() == [[0, 1], [1, 0], [0, 0]]
     fixed = model_matrix(df, feature_events=["b"], plan_categories=["enterprise", "pro"])
-    assert list(fixed.columns) == ["b__used", "b__count", "seats", "tenure_days",
-                                   "plan=enterprise", "plan=pro"]
+    assert list(fixed.columns) == [
+        "b__used",
+        "b__count",
+        "seats",
+        "tenure_days",
+        "plan=enterprise",
+        "plan=pro",
+    ]
     assert events_in(df.columns) == ["a", "b"]
-    assert feature_groups(X.columns) == {"a": ["a__used", "a__per_seat"],
-                                         "b": ["b__used", "b__count"]}
+    assert feature_groups(X.columns) == {
+        "a": ["a__used", "a__per_seat"],
+        "b": ["b__used", "b__count"],
+    }
     assert feature_groups(X.columns, include_covariates=True)["plan"] == ["plan=basic", "plan=pro"]
     with pytest.raises(ValueError, match="no column of feature 'zzz'"):
         model_matrix(df, feature_events=["zzz"])
@@ -178,8 +184,14 @@ def test_models_fit_and_the_usage_model_beats_the_plan_baseline(fitted, split):
     assert result["gbm"]["roc_auc"] > result["baseline"]["roc_auc"] + 0.03
     assert result["rf"]["roc_auc"] > result["baseline"]["roc_auc"] + 0.03
     calib = result["calibration"]
-    assert list(calib.columns) == ["bin", "bin_low", "bin_high", "mean_predicted",
-                                   "observed_rate", "count"]
+    assert list(calib.columns) == [
+        "bin",
+        "bin_low",
+        "bin_high",
+        "mean_predicted",
+        "observed_rate",
+        "count",
+    ]
     assert len(calib) == 10 and calib["count"].sum() == len(test)
     flat = flatten_metrics(result)
     assert flat["gbm_roc_auc"] == result["gbm"]["roc_auc"] and flat["n_rows"] == len(test)
