@@ -206,8 +206,8 @@ def child_features(meta: dict, params: dict, settings: dict) -> dict:
     # Imports happen before the clock starts, as in the baselines (Ibis loads its DuckDB
     # backend and pandas lazily, on first use).
     import ibis
-    import ibis.backends.duckdb  # noqa: F401
-    import ibis.formats.pandas  # noqa: F401
+    import ibis.backends.duckdb
+    import ibis.formats.pandas
 
     from features import io, tables
 
@@ -349,7 +349,7 @@ def child_pandas(meta: dict, params: dict, settings: dict) -> dict:
         counts["snapshot_date"] = s
         parts.append(counts)
     trailing = pd.concat(parts, ignore_index=True)
-    rows = {"activation_counts": int(len(activation)), "trailing_counts": int(len(trailing))}
+    rows = {"activation_counts": len(activation), "trailing_counts": len(trailing)}
     total, cpu = time.perf_counter() - t0, _cpu() - c0
     return {"seconds": round(total, 3), "cpu_seconds": round(cpu, 3), "rows": rows}
 
@@ -579,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     import platform
 
     report = {
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

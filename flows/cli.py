@@ -237,7 +237,7 @@ def report(
         help="The report file, or a folder that receives report.html.",
     ),
 ) -> None:
-    """Rebuild report.html from a past MLflow run's artifacts (the config names the tracking store)."""
+    """Rebuild report.html from a past MLflow run's files (the config names the tracking store)."""
     _start()
 
     def body():

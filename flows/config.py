@@ -63,7 +63,8 @@ class SetupConfig(_Model):
         default=None, description="Use exactly these steps instead of selecting them."
     )
     max_prevalence: Share = Field(
-        default=D.SETUP_MAX_PREVALENCE, description="A step done by a larger share of accounts is routine."
+        default=D.SETUP_MAX_PREVALENCE,
+        description="A step done by a larger share of accounts is routine.",
     )
     min_lift: float = Field(
         default=D.SETUP_MIN_LIFT,
@@ -149,7 +150,8 @@ class ThresholdsConfig(_Model):
 class ModelsConfig(_Model):
     row_budget: PosInt = Field(default=60_000, description="Rows sampled for training.")
     test_snapshots: PosInt = Field(
-        default=D.TEST_SNAPSHOTS, description="Newest labelled snapshot dates held out as the test set."
+        default=D.TEST_SNAPSHOTS,
+        description="Newest labelled snapshot dates held out as the test set.",
     )
     test_account_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
         default=D.TEST_ACCOUNT_SHARE,
@@ -173,7 +175,8 @@ class ModelsConfig(_Model):
 
 class ImportanceConfig(_Model):
     prevalence_band: tuple[Share, Share] = Field(
-        default=D.PREVALENCE_BAND, description="Prevalence inside which a feature can be a candidate."
+        default=D.PREVALENCE_BAND,
+        description="Prevalence inside which a feature can be a candidate.",
     )
     min_importance: float = Field(
         default=D.MIN_IMPORTANCE, ge=0, description="Minimum permutation importance (AUC drop)."
@@ -189,7 +192,8 @@ class ImportanceConfig(_Model):
         "retention within plans, and that is important, is a milestone candidate.",
     )
     max_rows: PosInt | None = Field(
-        default=D.PERMUTATION_MAX_ROWS, description="Rows sampled for the permutation importance (None: all)."
+        default=D.PERMUTATION_MAX_ROWS,
+        description="Rows sampled for the permutation importance (None: all).",
     )
 
 

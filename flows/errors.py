@@ -37,6 +37,12 @@ class InvalidInputError(MilestonesError, ValueError):
         return str(self.args[0])
 
 
+class NotFoundError(MilestonesError, LookupError):
+    """A thing the command names does not exist: a run, or a file of it (exit status 2)."""
+
+    exit_code = 2
+
+
 class NoChampionError(MilestonesError, RuntimeError):
     """There is no champion model to score with (none yet, or one this version cannot read)."""
 

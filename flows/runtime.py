@@ -135,8 +135,8 @@ def stop_prefect_servers() -> None:
 
         for server in list(SubprocessASGIServer._instances.values()):
             server.stop()
-    except Exception:  # noqa: BLE001 - best effort at exit
-        pass
+    except Exception as exc:  # noqa: BLE001 - best effort at exit
+        log.debug("could not stop Prefect's temporary server: %s", exc)
 
 
 def hard_exit(code: int) -> None:

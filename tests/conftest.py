@@ -27,9 +27,11 @@ def prefect_harness(tmp_path_factory):
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=90):
-        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            yield
+    with (
+        prefect_test_harness(server_startup_timeout=90),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -46,16 +48,16 @@ def demo_config_text(accounts: str, events: str, tracking_uri: str, **extra) -> 
     text = (ROOT / "configs" / "demo.yaml").read_text()
     text = text.replace("../data/demo/accounts.parquet", accounts)
     text = text.replace("../data/demo/events.parquet", events)
-    text = text.replace(
-        "tracking:\n", f"tracking:\n  tracking_uri: {tracking_uri}\n"
-    )
+    text = text.replace("tracking:\n", f"tracking:\n  tracking_uri: {tracking_uri}\n")
     for key, block in extra.items():
         text += f"{key}:\n{block}\n"
     return text
 
 
 FAST = {
-    "models": "  row_budget: 4000\n  n_estimators: 40\n  permutation_repeats: 2\n  test_snapshots: 2",
+    "models": (
+        "  row_budget: 4000\n  n_estimators: 40\n  permutation_repeats: 2\n  test_snapshots: 2"
+    ),
     "thresholds": "  bootstrap: 40",
     "snapshots": "  max_snapshots: 12",
 }
@@ -80,7 +82,6 @@ def runs(small_demo, tmp_path_factory, prefect_harness):
         res = CliRunner().invoke(cli_app, ["run", "--config", str(cfg), "--out", str(tmp / name)])
         results.append(res)
     return {"cfg": cfg, "tmp": tmp, "results": results}
-
 
 
 _EXIT_STATUS = {"code": 0}

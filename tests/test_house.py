@@ -13,8 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("flows", "features", "models")
 MAX_LINES = 800
 #: what each layer may import from the project (flows -> models -> features)
-ALLOWED = {"flows": {"flows", "models", "features"}, "models": {"models", "features"},
-           "features": {"features"}}
+ALLOWED = {
+    "flows": {"flows", "models", "features"},
+    "models": {"models", "features"},
+    "features": {"features"},
+}
 #: libraries that only the flows layer may know
 FLOWS_ONLY = ("prefect", "mlflow")
 
@@ -145,11 +148,15 @@ def copied_functions(sources: dict[str, str]) -> list[list[str]]:
                 key = _body_key(node)
                 if key is not None:
                     seen[key].append(f"{name}:{node.name}")
-    return [sorted(places) for places in seen.values() if len({p.split(":")[0] for p in places}) > 1]
+    return [
+        sorted(places) for places in seen.values() if len({p.split(":")[0] for p in places}) > 1
+    ]
 
 
 def test_copy_finder_finds_a_planted_copy():
-    helper = "def _ratio(a, b):\n    if a is None:\n        return None\n    x = a / b\n    return x\n"
+    helper = (
+        "def _ratio(a, b):\n    if a is None:\n        return None\n    x = a / b\n    return x\n"
+    )
     other = "def ratio(a, b):\n    return a\n"
     assert copied_functions({"m1": helper, "m2": helper.replace("_ratio", "share")}) == [
         ["m1:_ratio", "m2:share"]

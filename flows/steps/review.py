@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from flows.config import Config
-from flows.errors import MilestonesError
+from flows.errors import NotFoundError
 
 log = logging.getLogger("milestones")
 
@@ -111,7 +111,7 @@ def rebuild_report(cfg: Config, run_id: str, out: Path) -> Path:
 
     Raises
     ------
-    MilestonesError
+    NotFoundError
         When the run does not exist or lacks one of the files the report needs.
     """
     from flows.report.render import render_report
@@ -126,7 +126,7 @@ def rebuild_report(cfg: Config, run_id: str, out: Path) -> Path:
         files = download_run_files(cfg, run_id, REPORT_INPUTS + OPTIONAL_INPUTS, tmp)
         missing = [n for n in REPORT_INPUTS if n not in files]
         if missing:
-            raise MilestonesError(
+            raise NotFoundError(
                 f"MLflow run {run_id} has no artifact {missing[0]!r}; cannot rebuild its report"
             )
         folder = files["thresholds.json"].parent

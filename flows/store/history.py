@@ -7,9 +7,11 @@ previous publication (the newest earlier ``as_of``) and whether it moved up or d
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from models.scoring import STAGES
@@ -19,8 +21,6 @@ _RANK = {s: i for i, s in enumerate(STAGES)}
 
 
 def _connect(path: Path, read_only: bool = False):
-    import duckdb
-
     if read_only and not Path(path).exists():
         return None
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -78,10 +78,8 @@ def record(path: Path, scores: pd.DataFrame, run_id: str) -> int:
         con.execute("COMMIT")
         con.unregister("incoming")
     except BaseException:
-        try:
+        with contextlib.suppress(duckdb.Error):  # nothing to roll back
             con.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001 - nothing to roll back
-            pass
         raise
     finally:
         con.close()

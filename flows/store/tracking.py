@@ -18,7 +18,7 @@ import mlflow.sklearn
 import pandas as pd
 
 from flows.config import Config
-from flows.errors import MilestonesError, NoChampionError
+from flows.errors import NoChampionError, NotFoundError
 from flows.runtime import default_artifact_root, default_tracking_uri
 from models.training import MODEL_FORMAT
 
@@ -83,7 +83,7 @@ def current_champion(cfg: Config) -> dict | None:
     client = mlflow.MlflowClient()
     try:
         mv = client.get_model_version_by_alias(cfg.tracking.model_name, CHAMPION)
-    except Exception:
+    except mlflow.exceptions.MlflowException:  # no such model or alias yet
         return None
     run = client.get_run(mv.run_id)
     return {
@@ -211,7 +211,9 @@ def _promote(cfg: Config, model_uri: str, auc: float | None, run_id: str) -> dic
     else:
         gate.update(
             decision="promoted",
-            reason=f"test AUC {auc:.4f} vs champion {previous['gbm_roc_auc']:.4f} (margin {margin})",
+            reason=(
+                f"test AUC {auc:.4f} vs champion {previous['gbm_roc_auc']:.4f} (margin {margin})"
+            ),
         )
     if gate["decision"] == "promoted":
         client.set_registered_model_alias(cfg.tracking.model_name, CHAMPION, mv.version)
@@ -235,7 +237,8 @@ def champion(cfg: Config, dest: Path) -> dict:
     info = current_champion(cfg)
     if info is None:
         raise NoChampionError(
-            f"no champion model '{cfg.tracking.model_name}@{CHAMPION}' in {cfg.tracking.tracking_uri}: "
+            f"no champion model '{cfg.tracking.model_name}@{CHAMPION}' in "
+            f"{cfg.tracking.tracking_uri}: "
             "train one first with `milestones run --config ...`"
         )
     client = mlflow.MlflowClient()
@@ -303,7 +306,7 @@ def require_run(cfg: Config, run_id: str) -> None:
     try:
         mlflow.MlflowClient(tracking_uri=cfg.tracking.tracking_uri).get_run(run_id)
     except Exception:  # noqa: BLE001 - MLflow raises several kinds for an unknown run
-        raise MilestonesError(
+        raise NotFoundError(
             f"MLflow run {run_id!r} not found in {cfg.tracking.tracking_uri}"
         ) from None
 

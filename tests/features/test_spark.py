@@ -21,7 +21,7 @@ from features import io, tables
 from features.validation import validate_inputs
 from features.values import engine_of
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 AS_OF = dt.datetime(2025, 9, 30, 15, 30, 0)
 EVENTS = ["connect", "export", "invite", "report", "send", "view"]

@@ -43,21 +43,105 @@ tracking:
 
 # (name, change to accounts, change to events, expected rule, a value expected in the message)
 CASES = [
-    ("missing column", lambda a: a.replace(",seats", ",sets"), None, "accounts.columns.present", "seats"),
-    ("empty accounts", lambda a: a.splitlines()[0] + "\n", None, "accounts.rows.not_empty", "accounts"),
+    (
+        "missing column",
+        lambda a: a.replace(",seats", ",sets"),
+        None,
+        "accounts.columns.present",
+        "seats",
+    ),
+    (
+        "empty accounts",
+        lambda a: a.splitlines()[0] + "\n",
+        None,
+        "accounts.rows.not_empty",
+        "accounts",
+    ),
     ("empty events", None, lambda e: e.splitlines()[0] + "\n", "events.rows.not_empty", "events"),
-    ("duplicate account id", lambda a: a + "a1,2025-01-05T00:00:00Z,,1,pro\n", None, "accounts.account_id.unique", "a1"),
-    ("null account id", lambda a: a + ",2025-01-05T00:00:00Z,,1,pro\n", None, "accounts.account_id.not_null", "2 rows" if False else "1 row"),
-    ("unparseable signup", lambda a: a.replace("2025-03-01T00:00:00Z", "March 1st"), None, "accounts.signup_at.parseable", "March 1st"),
-    ("seats below one", lambda a: a.replace(",5,pro", ",0,pro"), None, "accounts.seats.at_least_one", "a3"),
-    ("seats not integer", lambda a: a.replace(",5,pro", ",2.5,pro"), None, "accounts.seats.integer", "2.5"),
-    ("churn before signup", lambda a: a.replace("2025-09-01T00:00:00+02:00", "2024-12-01T00:00:00Z"), None, "accounts.churned_at.not_before_signup", "a2"),
-    ("signup after as_of", lambda a: a + "a4,2031-01-01T00:00:00Z,,1,pro\n", None, "accounts.signup_at.not_after_as_of", "a4"),
-    ("unknown account", None, lambda e: e + "zz,x,2025-05-01T00:00:00Z,1\n", "events.account_id.known", "zz"),
-    ("event before signup", None, lambda e: e + "a3,x,2025-02-01T00:00:00Z,1\n", "events.occurred_at.not_before_signup", "a3"),
-    ("negative quantity", None, lambda e: e + "a1,x,2025-05-01T00:00:00Z,-3\n", "events.quantity.non_negative", "-3"),
-    ("unparseable event time", None, lambda e: e + "a1,x,yesterday,1\n", "events.occurred_at.parseable", "yesterday"),
-    ("configured event never occurs", None, lambda e: e.replace(",y,", ",z,"), "events.event.configured", "y"),
+    (
+        "duplicate account id",
+        lambda a: a + "a1,2025-01-05T00:00:00Z,,1,pro\n",
+        None,
+        "accounts.account_id.unique",
+        "a1",
+    ),
+    (
+        "null account id",
+        lambda a: a + ",2025-01-05T00:00:00Z,,1,pro\n",
+        None,
+        "accounts.account_id.not_null",
+        "2 rows" if False else "1 row",
+    ),
+    (
+        "unparseable signup",
+        lambda a: a.replace("2025-03-01T00:00:00Z", "March 1st"),
+        None,
+        "accounts.signup_at.parseable",
+        "March 1st",
+    ),
+    (
+        "seats below one",
+        lambda a: a.replace(",5,pro", ",0,pro"),
+        None,
+        "accounts.seats.at_least_one",
+        "a3",
+    ),
+    (
+        "seats not integer",
+        lambda a: a.replace(",5,pro", ",2.5,pro"),
+        None,
+        "accounts.seats.integer",
+        "2.5",
+    ),
+    (
+        "churn before signup",
+        lambda a: a.replace("2025-09-01T00:00:00+02:00", "2024-12-01T00:00:00Z"),
+        None,
+        "accounts.churned_at.not_before_signup",
+        "a2",
+    ),
+    (
+        "signup after as_of",
+        lambda a: a + "a4,2031-01-01T00:00:00Z,,1,pro\n",
+        None,
+        "accounts.signup_at.not_after_as_of",
+        "a4",
+    ),
+    (
+        "unknown account",
+        None,
+        lambda e: e + "zz,x,2025-05-01T00:00:00Z,1\n",
+        "events.account_id.known",
+        "zz",
+    ),
+    (
+        "event before signup",
+        None,
+        lambda e: e + "a3,x,2025-02-01T00:00:00Z,1\n",
+        "events.occurred_at.not_before_signup",
+        "a3",
+    ),
+    (
+        "negative quantity",
+        None,
+        lambda e: e + "a1,x,2025-05-01T00:00:00Z,-3\n",
+        "events.quantity.non_negative",
+        "-3",
+    ),
+    (
+        "unparseable event time",
+        None,
+        lambda e: e + "a1,x,yesterday,1\n",
+        "events.occurred_at.parseable",
+        "yesterday",
+    ),
+    (
+        "configured event never occurs",
+        None,
+        lambda e: e.replace(",y,", ",z,"),
+        "events.event.configured",
+        "y",
+    ),
 ]
 
 
@@ -82,13 +166,17 @@ def project(tmp_path):
 
 
 def test_clean_tiny_input_validates(project):
-    res = CliRunner().invoke(app, ["validate", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")])
+    res = CliRunner().invoke(
+        app, ["validate", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")]
+    )
     assert res.exit_code == 0, res.output
     assert "all rules pass" in res.output
     assert (project / "out.validation.json").is_file()
 
 
-@pytest.mark.parametrize("name,fix_accounts,fix_events,rule,value", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    "name,fix_accounts,fix_events,rule,value", CASES, ids=[c[0] for c in CASES]
+)
 def test_bad_input_exits_2_and_keeps_outputs(
     project, prefect_harness, capfd, name, fix_accounts, fix_events, rule, value
 ):
@@ -97,9 +185,15 @@ def test_bad_input_exits_2_and_keeps_outputs(
     if fix_events:
         (project / "events.csv").write_text(fix_events(EVENTS))
     if name == "signup after as_of":
-        (project / "cfg.yaml").write_text(CONFIG.replace("  events: events.csv\n", "  events: events.csv\n  as_of: '2026-01-01'\n"))
+        (project / "cfg.yaml").write_text(
+            CONFIG.replace(
+                "  events: events.csv\n", "  events: events.csv\n  as_of: '2026-01-01'\n"
+            )
+        )
     before = tree_digest(project / "out")
-    res = CliRunner().invoke(app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")])
+    res = CliRunner().invoke(
+        app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")]
+    )
     assert res.exit_code == 2, res.output
     assert f"[{rule}]" in res.output
     assert value in res.output
@@ -121,9 +215,13 @@ def assert_quiet(res, capfd, limit: int = 4000) -> None:
 
 
 def test_events_after_explicit_as_of(project, prefect_harness, capfd):
-    (project / "cfg.yaml").write_text(CONFIG.replace("  events: events.csv\n", "  events: events.csv\n  as_of: '2025-06-01'\n"))
+    (project / "cfg.yaml").write_text(
+        CONFIG.replace("  events: events.csv\n", "  events: events.csv\n  as_of: '2025-06-01'\n")
+    )
     before = tree_digest(project / "out")
-    res = CliRunner().invoke(app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")])
+    res = CliRunner().invoke(
+        app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")]
+    )
     assert res.exit_code == 2
     assert "[events.occurred_at.not_after_as_of]" in res.output and "a3" in res.output
     assert tree_digest(project / "out") == before
@@ -132,9 +230,13 @@ def test_events_after_explicit_as_of(project, prefect_harness, capfd):
 
 def test_bad_config_exits_2(project, capfd):
     (project / "cfg.yaml").write_text(CONFIG.replace("window_days: 30", "window_days: sixty"))
-    res = CliRunner().invoke(app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")])
+    res = CliRunner().invoke(
+        app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")]
+    )
     assert res.exit_code == 2
-    assert "milestones.activation.window_days: expected a positive integer, got 'sixty'" in res.output
+    assert (
+        "milestones.activation.window_days: expected a positive integer, got 'sixty'" in res.output
+    )
     assert_quiet(res, capfd)
 
 
@@ -186,9 +288,21 @@ def test_broken_input_in_a_real_process_prints_one_message(project):
     env = dict(os.environ, PREFECT_HOME=str(project / "prefect"))
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "--config", str(project / "cfg.yaml"),
-         "--out", str(project / "out")],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "run",
+            "--config",
+            str(project / "cfg.yaml"),
+            "--out",
+            str(project / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 2, proc.stderr
     assert "[accounts.seats.at_least_one]" in proc.stderr and "a3" in proc.stderr

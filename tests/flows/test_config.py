@@ -45,13 +45,19 @@ def test_design_example_parses():
 
 def test_wrong_type_names_the_key_path(tmp_path):
     text = MINIMAL.replace("window_days: 60", "window_days: sixty")
-    with pytest.raises(ConfigError, match=r"milestones\.activation\.window_days: expected a positive integer, got 'sixty'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"milestones\.activation\.window_days: expected a positive integer, got 'sixty'",
+    ):
         load_config(write(tmp_path, text))
 
 
 def test_negative_window_is_rejected(tmp_path):
     text = MINIMAL.replace("window_days: 60", "window_days: -3")
-    with pytest.raises(ConfigError, match=r"milestones\.activation\.window_days: expected a positive integer, got -3"):
+    with pytest.raises(
+        ConfigError,
+        match=r"milestones\.activation\.window_days: expected a positive integer, got -3",
+    ):
         load_config(write(tmp_path, text))
 
 
@@ -87,16 +93,19 @@ def test_overrides(tmp_path):
 
 def test_maturity_pin_must_name_a_category(tmp_path):
     text = MINIMAL + "  maturity:\n    categories: {a: [x]}\n    thresholds: {b: 2}\n"
-    with pytest.raises(ConfigError, match=r"milestones\.maturity: thresholds names unknown category 'b'"):
+    with pytest.raises(
+        ConfigError, match=r"milestones\.maturity: thresholds names unknown category 'b'"
+    ):
         load_config(write(tmp_path, text))
 
 
 def test_resolved_once_at_load(tmp_path, monkeypatch):
     """Paths, as_of and the tracking store are settled by load_config, whatever the cwd."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    text = MINIMAL.replace(
-        "data:\n", "data:\n  as_of: '2026-03-01T02:00:00+02:00'\n"
-    ) + "tracking:\n  tracking_uri: sqlite:///store/mlflow.db\nout: results\nhistory: h.duckdb\n"
+    text = (
+        MINIMAL.replace("data:\n", "data:\n  as_of: '2026-03-01T02:00:00+02:00'\n")
+        + "tracking:\n  tracking_uri: sqlite:///store/mlflow.db\nout: results\nhistory: h.duckdb\n"
+    )
     cfg = load_config(write(tmp_path, text))
     monkeypatch.chdir(tmp_path / "..")
     assert cfg.data.as_of.isoformat() == "2026-03-01T00:00:00"  # naive UTC

@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from typer.testing import CliRunner
 
-from flows.cli import app
 
 def test_run_publishes_every_output(runs):
     for res in runs["results"]:
         assert res.exit_code == 0, res.output + str(res.exception)
     out = runs["tmp"] / "first"
-    for name in ("thresholds.json", "importance.csv", "scores.csv", "scores.parquet", "report.html"):
+    for name in (
+        "thresholds.json",
+        "importance.csv",
+        "scores.csv",
+        "scores.parquet",
+        "report.html",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert f"report: {out / 'report.html'}" in runs["results"][0].output
     assert f"scores: {out / 'scores.csv'}" in runs["results"][0].output
@@ -23,9 +27,19 @@ def test_output_columns_and_types(runs):
     out = runs["tmp"] / "first"
     scores = pd.read_parquet(out / "scores.parquet")
     contract = [
-        "account_id", "as_of", "setup_complete", "setup_steps_done", "activation_count",
-        "activated", "utilization_rate", "utilized", "mature_categories", "mature", "stage",
-        "next_step", "retention_probability",
+        "account_id",
+        "as_of",
+        "setup_complete",
+        "setup_steps_done",
+        "activation_count",
+        "activated",
+        "utilization_rate",
+        "utilized",
+        "mature_categories",
+        "mature",
+        "stage",
+        "next_step",
+        "retention_probability",
     ]
     assert list(scores.columns[: len(contract)]) == contract
     assert scores["account_id"].is_unique and len(scores) > 50
@@ -41,11 +55,23 @@ def test_output_columns_and_types(runs):
 
     imp = pd.read_csv(out / "importance.csv")
     assert list(imp.columns[:8]) == [
-        "feature", "importance_rf", "importance_gbm", "importance_rank", "prevalence",
-        "retention_lift", "stratified_lift", "verdict",
+        "feature",
+        "importance_rf",
+        "importance_gbm",
+        "importance_rank",
+        "prevalence",
+        "retention_lift",
+        "stratified_lift",
+        "verdict",
     ]
     assert imp["feature"].is_unique
-    assert set(imp["verdict"]) <= {"milestone_candidate", "niche", "table_stakes", "confounded", "no_signal"}
+    assert set(imp["verdict"]) <= {
+        "milestone_candidate",
+        "niche",
+        "table_stakes",
+        "confounded",
+        "no_signal",
+    }
     assert {"inbox_viewed", "conversation_closed", "sla_policy_custom"} <= set(imp["feature"])
 
     thr = json.loads((out / "thresholds.json").read_text())
@@ -53,11 +79,19 @@ def test_output_columns_and_types(runs):
         assert {"rule", "threshold", "ci", "evidence"} <= set(thr[name]), name
     assert isinstance(thr["setup"]["steps"], list)
     assert set(thr["setup"]["candidates"]) == {
-        "install_messenger", "connect_email_channel", "invite_teammate", "verify_email",
-        "upload_avatar", "choose_theme",
+        "install_messenger",
+        "connect_email_channel",
+        "invite_teammate",
+        "verify_email",
+        "upload_avatar",
+        "choose_theme",
     }
     assert set(thr["maturity"]["categories"]) == {
-        "channels", "automation", "operations", "interoperability", "reporting",
+        "channels",
+        "automation",
+        "operations",
+        "interoperability",
+        "reporting",
     }
     assert isinstance(thr["maturity"]["min_categories"], int)
 
@@ -65,8 +99,12 @@ def test_output_columns_and_types(runs):
 def test_same_data_and_seed_give_same_results(runs):
     a, b = runs["tmp"] / "first", runs["tmp"] / "second"
     assert (a / "thresholds.json").read_text() == (b / "thresholds.json").read_text()
-    pd.testing.assert_frame_equal(pd.read_parquet(a / "scores.parquet"), pd.read_parquet(b / "scores.parquet"))
-    pd.testing.assert_frame_equal(pd.read_csv(a / "importance.csv"), pd.read_csv(b / "importance.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(a / "scores.parquet"), pd.read_parquet(b / "scores.parquet")
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_csv(a / "importance.csv"), pd.read_csv(b / "importance.csv")
+    )
 
 
 def test_mlflow_run_and_champion(runs):
@@ -77,7 +115,9 @@ def test_mlflow_run_and_champion(runs):
     mlflow.set_registry_uri(uri)
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name("milestones-demo")
-    found = client.search_runs([exp.experiment_id], filter_string="attributes.run_name LIKE 'pipeline%'")
+    found = client.search_runs(
+        [exp.experiment_id], filter_string="attributes.run_name LIKE 'pipeline%'"
+    )
     assert len(found) == 2
     run = found[0]
     assert "gbm_roc_auc" in run.data.metrics and "threshold_activation" in run.data.metrics

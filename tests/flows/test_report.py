@@ -490,7 +490,10 @@ def demo_run(small_demo, tmp_path_factory, prefect_harness):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Chromium (make install adds it)")
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason="needs Chromium (make browser installs it)"
+)
 def test_report_in_headless_chromium(demo_run, tmp_path):
     out = demo_run["out"]
     shot = tmp_path / "report.png"

@@ -27,42 +27,80 @@ THRESHOLDS = {
     "setup": {"threshold": 1, "ci": [1, 2], "steps": ["install"]},
     "activation": {"threshold": 5, "ci": [4, 6]},
     "utilization": {"threshold": 2.0, "ci": [1.5, 2.5]},
-    "maturity": {"threshold": 1, "ci": [1, 2], "min_categories": 1,
-                 "categories": {"reporting": {"threshold": 2, "ci": [1, 2]}}},
+    "maturity": {
+        "threshold": 1,
+        "ci": [1, 2],
+        "min_categories": 1,
+        "categories": {"reporting": {"threshold": 2, "ci": [1, 2]}},
+    },
 }
 
 
 def _tenure() -> pd.DataFrame:
-    return pd.DataFrame({
-        "account_id": ["a", "b", "c", "d", "e", "f"],
-        "signup_date": pd.to_datetime(["2025-01-01"] * 3 + ["2025-02-01"] * 3),
-        "churned_at": pd.to_datetime([None, "2025-06-15", None, "2025-05-01", None, "2025-04-15"]),
-        "window_end": pd.to_datetime(["2025-03-02"] * 3 + ["2025-04-02"] * 3),
-        "window_closed": [True] * 6,
-        "labelled": [True] * 6,
-        "retained": [1, 0, 1, 0, 1, 0],
-        "activation_count": [9, 1, 7, 2, 6, 3],
-        "setup__install": [True, False, True, False, True, True],
-    })
+    return pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c", "d", "e", "f"],
+            "signup_date": pd.to_datetime(["2025-01-01"] * 3 + ["2025-02-01"] * 3),
+            "churned_at": pd.to_datetime(
+                [None, "2025-06-15", None, "2025-05-01", None, "2025-04-15"]
+            ),
+            "window_end": pd.to_datetime(["2025-03-02"] * 3 + ["2025-04-02"] * 3),
+            "window_closed": [True] * 6,
+            "labelled": [True] * 6,
+            "retained": [1, 0, 1, 0, 1, 0],
+            "activation_count": [9, 1, 7, 2, 6, 3],
+            "setup__install": [True, False, True, False, True, True],
+        }
+    )
 
 
 def _snapshots() -> pd.DataFrame:
-    return pd.DataFrame({
-        "account_id": ["a", "b", "c", "a", "c", "e"],
-        "snapshot_date": pd.to_datetime(["2025-03-31"] * 3 + ["2025-04-30"] * 3),
-        "censored": [False] * 6,
-        "retained": [1, 0, 1, 1, 1, 1],
-        "utilization_rate": [3.0, 0.5, 2.0, 3.5, 1.0, 2.2],
-        "maturity__reporting": [2, 0, 3, 2, 1, 2],
-    })
+    return pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c", "a", "c", "e"],
+            "snapshot_date": pd.to_datetime(["2025-03-31"] * 3 + ["2025-04-30"] * 3),
+            "censored": [False] * 6,
+            "retained": [1, 0, 1, 1, 1, 1],
+            "utilization_rate": [3.0, 0.5, 2.0, 3.5, 1.0, 2.2],
+            "maturity__reporting": [2, 0, 3, 2, 1, 2],
+        }
+    )
 
 
 def test_milestone_reached_applies_each_rule():
     t, s = _tenure(), _snapshots()
-    assert milestone_reached(t, THRESHOLDS, "setup").tolist() == [True, False, True, False, True, True]
-    assert milestone_reached(t, THRESHOLDS, "activation").tolist() == [True, False, True, False, True, False]
-    assert milestone_reached(s, THRESHOLDS, "utilization").tolist() == [True, False, True, True, False, True]
-    assert milestone_reached(s, THRESHOLDS, "maturity").tolist() == [True, False, True, True, False, True]
+    assert milestone_reached(t, THRESHOLDS, "setup").tolist() == [
+        True,
+        False,
+        True,
+        False,
+        True,
+        True,
+    ]
+    assert milestone_reached(t, THRESHOLDS, "activation").tolist() == [
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert milestone_reached(s, THRESHOLDS, "utilization").tolist() == [
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+    ]
+    assert milestone_reached(s, THRESHOLDS, "maturity").tolist() == [
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+    ]
     assert milestone_reached(t, {**THRESHOLDS, "setup": {"steps": []}}, "setup") is None
     with pytest.raises(ValueError, match="milestone must be one of"):
         milestone_reached(t, THRESHOLDS, "loyalty")
@@ -84,7 +122,9 @@ def test_retention_curves_follow_churn_from_the_anchor():
     act = curves["activation"]
     assert act["reached"]["n"] == 3 and act["not_reached"]["n"] == 3
     assert act["reached"]["share"][-1] == 1.0  # nobody who activated churned
-    assert act["not_reached"]["share"][act["not_reached"]["months"].index(3)] == pytest.approx(1 / 3, abs=1e-4)
+    assert act["not_reached"]["share"][act["not_reached"]["months"].index(3)] == pytest.approx(
+        1 / 3, abs=1e-4
+    )
     assert set(curves) == {"setup", "activation", "utilization", "maturity"}
 
 
@@ -94,7 +134,11 @@ def test_cohort_review_uses_the_newest_periods_and_marks_small_groups():
     assert util["cohort"] == ["2025-04-30"]
     assert (util["n_reached"], util["n_not_reached"]) == (2, 1)
     act = review["activation"]
-    assert act["cohort"] == ["2025-04"] and act["rate_reached"] == 1.0 and act["rate_not_reached"] == 0.0
+    assert (
+        act["cohort"] == ["2025-04"]
+        and act["rate_reached"] == 1.0
+        and act["rate_not_reached"] == 0.0
+    )
     assert review["setup"]["checked"] == "activation"
     small = cohort_review(_tenure(), _snapshots(), THRESHOLDS, periods=1, min_group=20)
     assert small["utilization"]["enough_accounts"] is False
@@ -135,9 +179,16 @@ def test_a_threshold_outside_the_previous_interval_is_a_warning():
 def test_review_tags_name_the_warnings():
     from flows.store.tracking import review_tags
 
-    tags = review_tags({"status": "warning", "previous": {"run_id": "r1"}, "warnings": [
-        {"kind": "threshold_moved", "milestone": "activation", "message": "m1"},
-        {"kind": "low_lift", "milestone": "maturity", "message": "m2"}]})
+    tags = review_tags(
+        {
+            "status": "warning",
+            "previous": {"run_id": "r1"},
+            "warnings": [
+                {"kind": "threshold_moved", "milestone": "activation", "message": "m1"},
+                {"kind": "low_lift", "milestone": "maturity", "message": "m2"},
+            ],
+        }
+    )
     assert tags["review_status"] == "warning" and tags["review_warnings"] == "2"
     assert tags["review_warning"] == "m1; m2" and tags["review_compared_with"] == "r1"
     assert tags["review_warning_threshold_moved"] == "activation"
@@ -146,7 +197,9 @@ def test_review_tags_name_the_warnings():
 # ----------------------------------------------------------------------------- two demo runs
 
 FAST = {
-    "models": "  row_budget: 3000\n  n_estimators: 30\n  permutation_repeats: 2\n  test_snapshots: 2",
+    "models": (
+        "  row_budget: 3000\n  n_estimators: 30\n  permutation_repeats: 2\n  test_snapshots: 2"
+    ),
     "thresholds": "  bootstrap: 30",
     "snapshots": "  max_snapshots: 12",
 }
@@ -163,8 +216,9 @@ def _shifted_events(src: str, dst: Path, copies: int = 6) -> Path:
     closed = events.filter(pc.equal(events["event"], "conversation_closed"))
     col = events.schema.get_field_index("occurred_at")
     extra = [
-        closed.set_column(col, "occurred_at", pc.add(closed["occurred_at"], pa.scalar(k, pa.duration("s"))))
-        .cast(events.schema)
+        closed.set_column(
+            col, "occurred_at", pc.add(closed["occurred_at"], pa.scalar(k, pa.duration("s")))
+        ).cast(events.schema)
         for k in range(1, copies)
     ]
     pq.write_table(pa.concat_tables([events, *extra]), dst)
@@ -209,6 +263,7 @@ def _tags(store: str, run_id: str) -> dict:
     return mlflow.MlflowClient(tracking_uri=store).get_run(run_id).data.tags
 
 
+@pytest.mark.slow
 def test_first_run_has_no_champion_to_compare_with(runs):
     review = json.loads((runs["first"]["out"] / "review.json").read_text())
     assert review["previous"] is None
@@ -221,6 +276,7 @@ def test_first_run_has_no_champion_to_compare_with(runs):
     assert tags["review_status"] == review["status"]
 
 
+@pytest.mark.slow
 def test_second_run_on_shifted_data_warns_that_thresholds_moved(runs):
     first = json.loads((runs["first"]["out"] / "thresholds.json").read_text())
     second = json.loads((runs["second"]["out"] / "thresholds.json").read_text())
@@ -249,14 +305,25 @@ def test_second_run_on_shifted_data_warns_that_thresholds_moved(runs):
     assert "outside the previous interval" in page and 'role="alert"' in page
 
 
+@pytest.mark.slow
 def test_report_command_rebuilds_a_past_runs_report(runs, tmp_path):
     from typer.testing import CliRunner
 
     from flows.cli import app
 
     target = tmp_path / "rebuilt.html"
-    res = CliRunner().invoke(app, ["report", "--run", runs["first"]["run_id"],
-                                   "--config", str(runs["first"]["cfg"]), "--out", str(target)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "report",
+            "--run",
+            runs["first"]["run_id"],
+            "--config",
+            str(runs["first"]["cfg"]),
+            "--out",
+            str(target),
+        ],
+    )
     assert res.exit_code == 0, res.output + str(res.exception)
     page = target.read_text()
     assert runs["first"]["run_id"] in page
@@ -264,6 +331,16 @@ def test_report_command_rebuilds_a_past_runs_report(runs, tmp_path):
     assert thr["activation"]["rule"] in page
     assert "Model promotion" in page  # promotion.json is an artifact, written after the report
 
-    missing = CliRunner().invoke(app, ["report", "--run", "0" * 32, "--config",
-                                       str(runs["first"]["cfg"]), "--out", str(tmp_path)])
+    missing = CliRunner().invoke(
+        app,
+        [
+            "report",
+            "--run",
+            "0" * 32,
+            "--config",
+            str(runs["first"]["cfg"]),
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert missing.exit_code == 2 and "not found" in missing.output

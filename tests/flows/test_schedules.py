@@ -23,13 +23,23 @@ def test_deployments_carry_the_configured_crons(runs):
     assert deps["score"].parameters["config"] == str(Path(runs["cfg"]).resolve())
 
 
+@pytest.mark.slow
 def test_served_score_deployment_runs_on_a_real_server(runs, tmp_path):
     out = tmp_path / "served"
     started = time.monotonic()
     with local_server(home=tmp_path / "prefect") as url:
         env = dict(os.environ, PREFECT_API_URL=url, PREFECT_HOME=str(tmp_path / "prefect"))
         server = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "serve", "--config", str(runs["cfg"]), "--out", str(out)],
+            [
+                sys.executable,
+                "-m",
+                "flows.cli",
+                "serve",
+                "--config",
+                str(runs["cfg"]),
+                "--out",
+                str(out),
+            ],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
+import pytest
+from conftest import FAST, demo_config_text
 from typer.testing import CliRunner
 
-from conftest import FAST, demo_config_text
 from flows.cli import app
 
 
@@ -51,7 +52,12 @@ def test_score_with_champion_replaces_same_as_of(runs, prefect_harness):
 def test_score_without_champion_fails_clearly(small_demo, tmp_path, prefect_harness):
     cfg = tmp_path / "demo.yaml"
     cfg.write_text(
-        demo_config_text(small_demo["accounts"], small_demo["events"], f"sqlite:///{tmp_path / 'empty.db'}", **FAST)
+        demo_config_text(
+            small_demo["accounts"],
+            small_demo["events"],
+            f"sqlite:///{tmp_path / 'empty.db'}",
+            **FAST,
+        )
     )
     res = CliRunner().invoke(app, ["score", "--config", str(cfg), "--out", str(tmp_path / "out")])
     assert res.exit_code == 1
@@ -60,7 +66,10 @@ def test_score_without_champion_fails_clearly(small_demo, tmp_path, prefect_harn
     assert not (tmp_path / "out").exists()
 
 
-def test_champion_in_another_model_format_is_refused_then_replaced(small_demo, tmp_path, prefect_harness):
+@pytest.mark.slow
+def test_champion_in_another_model_format_is_refused_then_replaced(
+    small_demo, tmp_path, prefect_harness
+):
     """A champion saved by a version with another model format: `score` refuses it with a
     clear message (no half-read pickle), and the next `run` replaces it whatever its AUC."""
     import json
@@ -79,7 +88,9 @@ def test_champion_in_another_model_format_is_refused_then_replaced(small_demo, t
     assert client.get_run(first.run_id).data.tags["model_format"] != "0"
     client.set_tag(first.run_id, "model_format", "0")  # as if an older version had saved it
 
-    res = CliRunner().invoke(app, ["score", "--config", str(cfg), "--out", str(tmp_path / "scored")])
+    res = CliRunner().invoke(
+        app, ["score", "--config", str(cfg), "--out", str(tmp_path / "scored")]
+    )
     assert res.exit_code == 1
     assert "was saved in model format 0" in res.output
     assert "milestones run" in res.output

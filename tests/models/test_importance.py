@@ -44,7 +44,13 @@ def fitted(split):
 
 def _rank(fitted, split, snapshots):
     return rank_features(
-        fitted, split[1], snapshots, n_repeats=3, max_rows=2000, shap_rows=300, lift_snapshots=1,
+        fitted,
+        split[1],
+        snapshots,
+        n_repeats=3,
+        max_rows=2000,
+        shap_rows=300,
+        lift_snapshots=1,
         random_state=0,
     )
 
@@ -201,7 +207,9 @@ def _tiny_table() -> pd.DataFrame:
 
 
 def test_mantel_haenszel_risk_ratio_by_hand():
-    table = adoption_table(_tiny_table(), ["x", "nobody"], plan_col="plan", lift_snapshots=1).set_index("feature")
+    table = adoption_table(
+        _tiny_table(), ["x", "nobody"], plan_col="plan", lift_snapshots=1
+    ).set_index("feature")
     z = norm.ppf(0.975)
     # plan A: a=3, n1=4, c=1, n0=4, N=8;  plan B: a=2, n1=2, c=3, n0=6, N=8
     numerator = 3 * 4 / 8 + 2 * 6 / 8  # sum a*n0/N = 1.5 + 1.5
