@@ -205,22 +205,18 @@ def features(
         from flows.runtime import Stage
         from flows.steps.inputs import open_inputs
         from flows.steps.tables import build_feature_tables
-        from flows.store.publish import discard, publish, staging_dir
+        from flows.store.publish import publish, staged
 
         cfg = _load(config, engine, as_of)
         with Stage(1, 2, "validate the inputs"):
             inputs = open_inputs(cfg)
         with Stage(2, 2, "build the feature tables") as st:
             tables = build_feature_tables(cfg, inputs, st)
-        staging = staging_dir(out.resolve())
-        try:
+        with staged(out.resolve()) as staging:
             tables.tenure.to_parquet(staging / "tenure.parquet", index=False)
             tables.snapshots.to_parquet(staging / "snapshots.parquet", index=False)
             tables.current.to_parquet(staging / "current.parquet", index=False)
             publish(staging, out.resolve())
-        except BaseException:
-            discard(staging)
-            raise
         typer.echo(f"tables: {out.resolve()}")
 
     _guard("features", body)

@@ -25,7 +25,7 @@ from flows.steps import score as score_step
 from flows.steps import tables as tables_step
 from flows.steps import train as train_step
 from flows.store import history, tracking
-from flows.store.publish import discard, publish, recover, staging_dir
+from flows.store.publish import publish, staged
 
 log = logging.getLogger("milestones")
 STAGES = 6
@@ -60,9 +60,7 @@ def retrain(cfg: Config, out: str | Path | None = None) -> dict:
     """The retrain flow's body, on a loaded configuration (see :func:`retrain_flow`)."""
     started = time.perf_counter()
     out_dir = Path(out).resolve() if out else cfg.out_dir
-    recover(out_dir)
-    staging = staging_dir(out_dir)
-    try:
+    with staged(out_dir) as staging:
         with Stage(1, STAGES, "validate the inputs") as st:
             inputs = inputs_step.validate_and_record(cfg, out_dir, validate_task)
             st.note("all rules pass; as_of %s", inputs.as_of)
@@ -111,9 +109,6 @@ def retrain(cfg: Config, out: str | Path | None = None) -> dict:
             review_task(cfg, staging, tables, inputs.as_of)  # before log_run moves the champion
             run_id = publish_task(cfg, staging, out_dir, trained, summary, scores)
             st.note("MLflow run %s", run_id)
-    except BaseException:
-        discard(staging)
-        raise
     log.info("done in %.1f s", time.perf_counter() - started)
     return {
         "out": str(out_dir),

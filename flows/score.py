@@ -22,7 +22,7 @@ from flows.steps import inputs as inputs_step
 from flows.steps import score as score_step
 from flows.steps import tables as tables_step
 from flows.store import history, tracking
-from flows.store.publish import discard, publish, recover, staging_dir
+from flows.store.publish import publish, staged
 
 log = logging.getLogger("milestones")
 STAGES = 5
@@ -51,9 +51,7 @@ def score(cfg: Config, out: str | Path | None = None) -> dict:
     """The score flow's body, on a loaded configuration (see :func:`score_flow`)."""
     started = time.perf_counter()
     out_dir = Path(out).resolve() if out else cfg.out_dir
-    recover(out_dir)
-    staging = staging_dir(out_dir)
-    try:
+    with staged(out_dir) as staging:
         with Stage(1, STAGES, "load the champion"):
             best = tracking.champion(cfg, staging)
             thresholds = json.loads((staging / "thresholds.json").read_text())
@@ -98,9 +96,6 @@ def score(cfg: Config, out: str | Path | None = None) -> dict:
             run_id = tracking.log_score_run(cfg, staging, summary)
             history.record(cfg.history_file(out_dir), scores, run_id)
             publish(staging, out_dir)
-    except BaseException:
-        discard(staging)
-        raise
     log.info("done in %.1f s", time.perf_counter() - started)
     return {"out": str(out_dir), "scores": str(out_dir / "scores.csv"), "run_id": run_id}
 

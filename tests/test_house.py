@@ -115,6 +115,18 @@ def test_layers_point_one_way():
     assert wrong == []
 
 
+def test_steps_and_store_do_not_need_prefect():
+    """Only the thin flows (retrain, score, serve) and the CLI know Prefect."""
+    wrong = [
+        f"{name} imports {imported}"
+        for name, path in modules().items()
+        if name.startswith(("flows.steps", "flows.store", "flows.report", "flows.config"))
+        for imported in imports_of(path, name)
+        if imported.split(".")[0] == "prefect"
+    ]
+    assert wrong == []
+
+
 @pytest.mark.parametrize("package", PACKAGES)
 def test_no_module_over_the_limit(package):
     long = {

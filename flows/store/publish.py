@@ -8,9 +8,11 @@ between the two renames leaves the previous publication whole under ``<out>.prev
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -52,6 +54,22 @@ def publish(staging: Path, out: Path) -> Path:
 
 def discard(staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A staging folder for a publication to ``out``, removed when the block fails.
+
+    A killed earlier publication is recovered first. The block writes into the folder and
+    calls :func:`publish` when everything is in it; on any error nothing of it is left.
+    """
+    recover(out)
+    staging = staging_dir(out)
+    try:
+        yield staging
+    except BaseException:
+        discard(staging)
+        raise
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from flows.store.publish import publish, recover, staging_dir
 
 
@@ -57,3 +59,21 @@ def test_kill_between_renames_is_recovered(tmp_path):
     (s3 / "c.txt").write_text("three")
     publish(s3, out)
     assert snapshot(out) == {"c.txt": b"three"}
+
+
+def test_staged_leaves_nothing_when_the_block_fails(tmp_path):
+    from flows.store.publish import staged
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "scores.csv").write_text("old\n")
+    with pytest.raises(RuntimeError, match="half way"), staged(out) as staging:
+        (staging / "scores.csv").write_text("new\n")
+        raise RuntimeError("half way")
+    assert (out / "scores.csv").read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    with staged(out) as staging:
+        (staging / "scores.csv").write_text("new\n")
+        publish(staging, out)
+    assert (out / "scores.csv").read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -49,7 +49,7 @@ def test_score_with_champion_replaces_same_as_of(runs, prefect_harness):
     assert len(h) == len(scores)
 
 
-def test_score_without_champion_fails_clearly(small_demo, tmp_path, prefect_harness):
+def test_score_without_champion_fails_clearly(small_demo, tmp_path, prefect_harness, capfd):
     cfg = tmp_path / "demo.yaml"
     cfg.write_text(
         demo_config_text(
@@ -64,6 +64,8 @@ def test_score_without_champion_fails_clearly(small_demo, tmp_path, prefect_harn
     assert "no champion model 'milestones-retention@champion'" in res.output
     assert "milestones run" in res.output
     assert not (tmp_path / "out").exists()
+    captured = capfd.readouterr()
+    assert "Traceback" not in res.output + captured.err + captured.out
 
 
 @pytest.mark.slow
