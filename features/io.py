@@ -15,6 +15,7 @@ from typing import Any
 
 import ibis
 import ibis.expr.datatypes as idt
+import sqlglot as sg
 from ibis.common.exceptions import IbisError
 from ibis.expr.types import Table, Value
 
@@ -67,7 +68,8 @@ def connect(
         con.raw_sql("SET TimeZone='UTC'").fetchall()
         con.raw_sql("SET enable_progress_bar=false").fetchall()
         if temp_directory:
-            con.raw_sql(f"SET temp_directory='{temp_directory}'").fetchall()
+            folder = sg.exp.Literal.string(str(temp_directory)).sql("duckdb")
+            con.raw_sql(f"SET temp_directory={folder}").fetchall()
         return con
     if engine == "spark":
         if spark_session is None:
@@ -107,7 +109,9 @@ def read_source(con, source: Source, name: str) -> Table:
         alias = "src_db"
         attached = con.raw_sql("SELECT database_name FROM duckdb_databases()").fetchall()
         if (alias,) not in attached:
-            con.raw_sql(f"ATTACH '{db}' AS {alias} (READ_ONLY)")
+            # the path is a value: quoted as a SQL string literal, never pasted as text
+            path_literal = sg.exp.Literal.string(str(db)).sql("duckdb")
+            con.raw_sql(f"ATTACH {path_literal} AS {alias} (READ_ONLY)")
         # (Ibis' list_tables calls an API that DuckDB 2.0 removed: ask the catalog directly)
         tables = [
             r[0]

@@ -43,3 +43,20 @@ def test_latest_event_time_without_a_readable_time_is_none(tmp_path):
     pq.write_table(empty, path)
     con = io.connect()
     assert io.latest_event_time(io.read_source(con, io.Source(str(path)), "events")) is None
+
+
+def test_a_database_path_is_a_value_not_sql(tmp_path, monkeypatch):
+    """A file name holding a quote and a statement opens that file and runs nothing else."""
+    import duckdb
+
+    folder = tmp_path / "it's here"
+    folder.mkdir()
+    monkeypatch.chdir(tmp_path)
+    stolen = tmp_path / "stolen.csv"
+    db = folder / "x' (READ_ONLY); COPY (SELECT 1) TO 'stolen.csv'; --.duckdb"
+    with duckdb.connect(str(db)) as setup:
+        setup.execute("CREATE TABLE accounts AS SELECT 'a1' AS account_id")
+    con = io.connect(temp_directory=str(tmp_path / "spill's"))
+    table = io.read_source(con, io.Source("accounts", str(db)), "accounts")
+    assert table.to_pandas()["account_id"].tolist() == ["a1"]
+    assert not stolen.exists()
