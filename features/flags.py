@@ -1,8 +1,24 @@
-"""Milestone flags computed in the engine: the thresholds applied to the rows at ``as_of``.
+"""Milestone flags computed in the engine: each live account's current state and its stage.
 
-One Ibis expression joins the tenure table (setup steps, activation count) to the rows at
-``as_of`` (utilization rate, distinct features per category) and applies the thresholds, so
-scoring millions of accounts never moves the feature tables into pandas.
+One Ibis expression joins the rows at ``as_of`` (utilization rate, distinct features per
+category) to each account's current setup and activation state (:mod:`features.state`, read
+from the (account, event, day) aggregate) and applies the thresholds, so scoring millions of
+accounts never moves events or feature tables into pandas.
+
+The milestones are learned on the early windows; the state is the account's state now:
+
+- setup: every selected step done at any time up to ``as_of``;
+- activation: the threshold reached within some span of ``activation_window_days`` days;
+- utilization and maturity: the trailing windows that end at ``as_of``; their
+  ``*_reached_at`` is ``as_of``'s date when reached now (null otherwise): the state is
+  confirmed at that date, not traced back to the day it was first crossed.
+
+The stage is the highest rung of ``new < setup < activated < utilized < mature`` such that
+the account has reached, now, that rung and every rung below it, where the setup rung is
+passed by completing the selected steps *or by being activated*: the steps are selected for
+the activation they bring (setup is derived against activation), so an activated account
+has passed onboarding even when it never did one of them (``setup_complete`` still says
+whether it did, ``setup_steps_missing`` which it did not).
 """
 
 from __future__ import annotations
@@ -13,18 +29,22 @@ from collections.abc import Mapping, Sequence
 import ibis
 from ibis.expr.types import Table
 
-from features.columns import maturity_col, setup_col
+from features.columns import maturity_col
+from features.state import milestone_state
+from features.tables import Daily
 from features.values import naive_utc
 
 STAGES = ("new", "setup", "activated", "utilized", "mature")
 
 
 def milestone_flags(
-    tenure: Table,
+    daily: Daily,
     current: Table,
     *,
     as_of: dt.datetime,
     setup_steps: Sequence[str],
+    setup_window_days: int,
+    activation_event: str,
     activation_threshold: float,
     activation_window_days: int,
     utilization_threshold: float,
@@ -32,61 +52,71 @@ def milestone_flags(
     min_categories: int,
     utilization_column: str = "utilization_rate",
 ) -> Table:
-    """Per live account: the milestone flags, the stage and the gaps to the next milestone.
+    """Per live account: its current milestone state, the stage and the gaps to the next
+    milestone.
 
     Parameters
     ----------
-    tenure : Table
-        The tenure table (``setup__<step>``, ``activation_count``, ``signup_at``).
+    daily : Daily
+        The (account, event, day) aggregate (:func:`features.tables.daily_aggregate`).
     current : Table
         The snapshot rows at ``as_of`` (one per live account).
     as_of : datetime
-        The scoring date (naive UTC; an aware one is converted); ``activation_days_left``
-        counts from its date.
+        The scoring date (naive UTC; an aware one is converted).
+    setup_window_days, activation_window_days : int
+        The early windows the milestones were learned on: they decide the on-time flags;
+        the activation window is also the length of the span the activation count runs over.
     utilization_column : str
         ``utilization_rate`` (per seat) or ``utilization_raw``.
 
     Returns
     -------
     Table
-        ``account_id``, ``setup_steps_done``, ``setup_complete``, ``setup_missing_<i>`` ...,
-        ``activation_count``, ``activated``, ``activation_needed``, ``activation_days_left``,
-        ``utilization_rate``, ``utilized``, ``utilization_gap``, ``<category>_features``,
-        ``mature_<category>``, ``mature_categories``, ``mature``, ``stage``.
+        ``account_id``, the columns of :func:`features.state.milestone_state` (setup and
+        activation state, their ``*_reached_at`` and on-time flags), ``activation_needed``
+        (events still needed in the span ending at ``as_of``), ``utilization_rate``,
+        ``utilized``, ``utilization_gap``, ``utilization_reached_at``, ``<category>_features``,
+        ``mature_<category>``, ``mature_categories``, ``mature``, ``maturity_reached_at``,
+        ``stage``.
     """
     as_of = naive_utc(as_of)
-    t = tenure.select(
-        "account_id",
-        "activation_count",
-        signup_date=tenure.signup_at.date(),
-        **{setup_col(s): tenure[setup_col(s)] for s in setup_steps},
+    as_of_date = ibis.literal(as_of.date(), "date")
+    state = milestone_state(
+        daily,
+        as_of=as_of,
+        setup_steps=setup_steps,
+        setup_window_days=setup_window_days,
+        activation_event=activation_event,
+        activation_threshold=activation_threshold,
+        activation_window_days=activation_window_days,
     )
-    j = current.left_join(t, "account_id")
-    done = ibis.literal(0, "int64")
-    for s in setup_steps:
-        done = done + j[setup_col(s)].fill_null(False).cast("int64")
-    count = j.activation_count.fill_null(0).cast("int64")
+    j = current.left_join(state, "account_id")
+    steps = list(dict.fromkeys(setup_steps))
+    recent = j.activation_count_recent.fill_null(0).cast("int64")
     rate = j[utilization_column].fill_null(0.0).cast("float64")
     cols: dict[str, ibis.Value] = {
         "account_id": j.account_id,
-        "setup_steps_done": done,
-        "setup_complete": done == len(setup_steps),
+        "setup_steps_done": j.setup_steps_done.fill_null(0).cast("int64"),
+        "setup_complete": j.setup_complete.fill_null(len(steps) == 0),
     }
-    for s in setup_steps:
-        cols[f"setup_done__{s}"] = j[setup_col(s)].fill_null(False)
-    window_end = j.signup_date + ibis.interval(days=int(activation_window_days))
-    days_left = window_end.delta(ibis.literal(as_of.date(), "date"), unit="day") - 1
+    for s in steps:
+        cols[f"setup_done__{s}"] = j[f"setup_done__{s}"].fill_null(False)
     cols.update(
-        activation_count=count,
-        activated=count >= activation_threshold,
+        setup_reached_at=j.setup_reached_at,
+        setup_on_time=j.setup_on_time,
+        activation_count=j.activation_count.fill_null(0).cast("int64"),
+        activation_count_recent=recent,
+        activated=j.activated.fill_null(False),
+        activation_reached_at=j.activation_reached_at,
+        activation_on_time=j.activation_on_time,
         activation_needed=ibis.greatest(
-            0, (ibis.literal(float(activation_threshold)) - count).ceil()
+            0, (ibis.literal(float(activation_threshold)) - recent).ceil()
         ).cast("int64"),
-        activation_days_left=ibis.greatest(0, days_left).cast("int64"),
         utilization_rate=rate,
         utilized=rate >= utilization_threshold,
         utilization_gap=ibis.greatest(0.0, ibis.literal(float(utilization_threshold)) - rate),
     )
+    cols["utilization_reached_at"] = ibis.ifelse(cols["utilized"], as_of_date, ibis.null("date"))
     n_mature = ibis.literal(0, "int64")
     for cat, threshold in category_thresholds.items():
         used = j[maturity_col(cat)].fill_null(0).cast("int64")
@@ -95,10 +125,12 @@ def milestone_flags(
         n_mature = n_mature + (used >= threshold).cast("int64")
     cols["mature_categories"] = n_mature
     cols["mature"] = n_mature >= int(min_categories)
+    cols["maturity_reached_at"] = ibis.ifelse(cols["mature"], as_of_date, ibis.null("date"))
     flags = j.select(**cols)
-    # the stage is the furthest milestone reached in order (all earlier ones reached too)
+    # the furthest rung reached now with every earlier rung reached now too (activation
+    # passes the setup rung: see the module's docstring)
     stage = ibis.cases(
-        (~flags.setup_complete, STAGES[0]),
+        (~flags.setup_complete & ~flags.activated, STAGES[0]),
         (~flags.activated, STAGES[1]),
         (~flags.utilized, STAGES[2]),
         (~flags.mature, STAGES[3]),

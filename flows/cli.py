@@ -246,6 +246,39 @@ def report(
 
 
 @app.command()
+def history(
+    config: Path = ConfigOpt,
+    account: str = typer.Option(..., "--account", "-a", help="The account's account_id."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output folder whose score history to read (default: the config's `out`, else "
+        "out/<config folder>); the config's `history` key, when set, names the file itself.",
+    ),
+) -> None:
+    """Show one account's score history: every publication, newest first, with its stage, its
+    movement since the previous publication, the next step and the retention probability."""
+    _start()
+
+    def body():
+        from flows.errors import NotFoundError
+        from flows.store.history import account_history, history_table
+
+        cfg = _load(config)
+        path = cfg.history_file(Path(out).resolve() if out else cfg.out_dir)
+        rows = account_history(path, account)
+        if rows is None:
+            raise NotFoundError(f"no score history at {path} (nothing published there yet)")
+        if rows.empty:
+            raise NotFoundError(f"account {account!r} has no score history in {path}")
+        typer.echo(f"account {account}: {len(rows)} publication(s), newest first ({path})")
+        typer.echo(history_table(rows))
+
+    _guard("history", body)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(
         Path("data/demo"), "--out", "-o", help="Folder for the generated data."

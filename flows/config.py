@@ -214,6 +214,30 @@ class ReviewConfig(_Model):
     )
 
 
+class ScoresConfig(_Model):
+    columns: list[str] = Field(
+        default_factory=list,
+        description="Account columns (e.g. plan, seats, crm_id, owner) copied into scores.csv and "
+        "scores.parquet right after the contract columns, for a CRM to import.",
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        from models.scoring import REACHED_COLUMNS, SCORE_COLUMNS
+
+        taken = {*SCORE_COLUMNS, *REACHED_COLUMNS, "risk_drivers", "previous_stage", "movement"}
+        for name in v:
+            if not name.strip():
+                raise ValueError("an empty column name")
+            if name in taken:
+                raise ValueError(f"'{name}' is already a score column")
+        twice = sorted({name for name in v if v.count(name) > 1})
+        if twice:
+            raise ValueError(f"listed twice: {', '.join(twice)}")
+        return v
+
+
 class ScheduleConfig(_Model):
     retrain: str = "0 3 1 * *"
     score: str = "0 6 * * *"
@@ -232,6 +256,7 @@ class Config(_Model):
     importance: ImportanceConfig = Field(default_factory=ImportanceConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    scores: ScoresConfig = Field(default_factory=ScoresConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     engine: Literal["duckdb", "spark"] = "duckdb"
     seed: int = 42

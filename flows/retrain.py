@@ -87,8 +87,11 @@ def retrain(cfg: Config, out: str | Path | None = None) -> dict:
                 len(thresholds["maturity"]["categories"]),
             )
         with Stage(5, STAGES, "score the live accounts") as st:
-            predict = trained["models"].predict_retention
-            scores = score_task(cfg, tables, thresholds, predict, inputs.as_of)
+            models = trained["models"]
+            scores = score_task(
+                cfg, tables, thresholds, models.predict_retention, inputs.as_of, models.explain
+            )
+            scores = score_step.with_account_columns(scores, tables.tenure, cfg.scores.columns)
             scores = history.with_previous_stage(cfg.history_file(out_dir), scores, inputs.as_of)
             st.note(
                 "%d accounts scored; stages: %s",

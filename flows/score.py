@@ -22,7 +22,7 @@ from flows.steps import inputs as inputs_step
 from flows.steps import score as score_step
 from flows.steps import tables as tables_step
 from flows.store import history, tracking
-from flows.store.publish import publish, staged
+from flows.store.publish import publish, read_importance, staged
 
 log = logging.getLogger("milestones")
 STAGES = 5
@@ -36,15 +36,27 @@ def features_task(cfg: Config, inputs: Any) -> tables_step.FeatureTables:
     return tables_step.build_feature_tables(cfg, inputs, training=False)
 
 
-def champion_predict(model: Any):
-    """The champion pyfunc's prediction on snapshot rows (the columns its signature names)."""
+def champion_callables(model: Any) -> tuple[Any, Any]:
+    """``(predict, explain)`` of the champion pyfunc on snapshot rows.
+
+    ``predict(rows) -> ndarray`` of retention probabilities; ``explain(rows) -> Series`` of
+    ``risk_drivers`` texts (same index as ``rows``; see :mod:`models.drivers`). Both pass the
+    pyfunc only the columns its signature names.
+    """
     schema = model.metadata.get_input_schema()
     columns = schema.input_names() if schema is not None else None
 
-    def predict(rows: pd.DataFrame):
-        return pd.Series(model.predict(rows[columns] if columns else rows)).to_numpy()
+    def _rows(rows: pd.DataFrame) -> pd.DataFrame:
+        return rows[columns] if columns else rows
 
-    return predict
+    def predict(rows: pd.DataFrame):
+        return pd.Series(model.predict(_rows(rows))).to_numpy()
+
+    def explain(rows: pd.DataFrame) -> pd.Series:
+        texts = model.predict(_rows(rows), params={"output": "risk_drivers"})
+        return pd.Series(list(texts), index=rows.index, name="risk_drivers", dtype=object)
+
+    return predict, explain
 
 
 def score(cfg: Config, out: str | Path | None = None) -> dict:
@@ -62,8 +74,9 @@ def score(cfg: Config, out: str | Path | None = None) -> dict:
             tables = features_task(cfg, inputs)
             st.note("%d live accounts at %s", len(tables.current), inputs.as_of)
         with Stage(4, STAGES, "score the live accounts") as st:
-            predict = champion_predict(best["model"])
-            scores = score_task(cfg, tables, thresholds, predict, inputs.as_of)
+            predict, explain = champion_callables(best["model"])
+            scores = score_task(cfg, tables, thresholds, predict, inputs.as_of, explain)
+            scores = score_step.with_account_columns(scores, tables.tenure, cfg.scores.columns)
             scores = history.with_previous_stage(cfg.history_file(out_dir), scores, inputs.as_of)
             st.note(
                 "%d accounts scored; stages: %s",
@@ -80,11 +93,9 @@ def score(cfg: Config, out: str | Path | None = None) -> dict:
                 "champion_run_id": best["run_id"],
                 "champion_version": best["version"],
             }
-            importance = (
-                pd.read_csv(staging / "importance.csv")
-                if (staging / "importance.csv").is_file()
-                else pd.DataFrame()
-            )
+            importance = read_importance(staging)
+            if importance is None:
+                importance = pd.DataFrame()
             score_step.write_outputs(
                 staging,
                 thresholds=thresholds,

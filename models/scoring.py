@@ -16,7 +16,7 @@ from features.flags import STAGES
 from models.defaults import UTILIZATION_PERIOD_DAYS
 from models.stats import require_columns
 
-__all__ = ["SCORE_COLUMNS", "STAGES", "finish_scores", "flag_parameters"]
+__all__ = ["REACHED_COLUMNS", "SCORE_COLUMNS", "STAGES", "finish_scores", "flag_parameters"]
 
 SCORE_COLUMNS = [
     "account_id",
@@ -32,6 +32,16 @@ SCORE_COLUMNS = [
     "stage",
     "next_step",
     "retention_probability",
+]
+
+# Each milestone's date and the on-time flags: detail columns right after the contract's.
+REACHED_COLUMNS = [
+    "setup_reached_at",
+    "activation_reached_at",
+    "utilization_reached_at",
+    "maturity_reached_at",
+    "setup_on_time",
+    "activation_on_time",
 ]
 
 
@@ -71,6 +81,10 @@ def finish_scores(
     """The published scores from the engine's milestone flags: the next best step in plain
     words and the model's retention probability.
 
+    Every next step is something the account can do now: the missing setup steps, the
+    activation events still needed in the span of ``activation_window_days`` days ending at
+    ``as_of``, the usage or the category features still missing.
+
     Parameters
     ----------
     flags : DataFrame
@@ -83,9 +97,15 @@ def finish_scores(
     Returns
     -------
     DataFrame
-        The output contract's columns first, then detail columns.
+        The output contract's columns first, then :data:`REACHED_COLUMNS`, then the other
+        detail columns.
     """
-    require_columns(flags, "flags", ["account_id", "stage", "activation_count", "utilization_rate"])
+    require_columns(
+        flags,
+        "flags",
+        ["account_id", "stage", "activation_count", "activation_count_recent", "utilization_rate"]
+        + REACHED_COLUMNS,
+    )
     p = flag_parameters(thresholds)
     steps, cat_t = p["setup_steps"], p["category_thresholds"]
     act_t, util_t, min_cats = (
@@ -131,15 +151,11 @@ def finish_scores(
                 f"({int(row['setup_steps_done'])} of {len(steps)} steps done)"
             )
         elif stage == "setup":
-            left = int(row["activation_days_left"])
-            window = (
-                f"{left} days left in the first {activation_window_days}"
-                if left > 0
-                else f"the first {activation_window_days} days are over"
-            )
             texts.append(
                 f"Reach activation: {int(row['activation_needed'])} more {activation_event} "
-                f"({int(row['activation_count'])} of {act_t:g}); {window}"
+                f"within {activation_window_days} days "
+                f"({int(row['activation_count_recent'])} in the last {activation_window_days} "
+                f"days; {act_t:g} needed in one {activation_window_days}-day span)"
             )
         elif stage == "activated":
             texts.append(
@@ -165,10 +181,14 @@ def finish_scores(
         )
     else:
         out["retention_probability"] = np.nan
+    for col in REACHED_COLUMNS[:4]:
+        out[col] = pd.to_datetime(df[col].to_numpy()).astype(out["as_of"].dtype)
+    for col in REACHED_COLUMNS[4:]:
+        out[col] = pd.array([None if pd.isna(v) else bool(v) for v in df[col]], dtype="boolean")
 
     out["setup_steps_missing"] = [";".join(m) for m in missing_steps]
     out["activation_needed"] = df["activation_needed"].astype("int64").to_numpy()
-    out["activation_days_left"] = df["activation_days_left"].astype("int64").to_numpy()
+    out["activation_count_recent"] = df["activation_count_recent"].astype("int64").to_numpy()
     out["utilization_gap"] = df["utilization_gap"].astype(float).to_numpy()
     for c in cat_t:
         out[f"mature_{c}"] = df[f"mature_{c}"].astype(bool).to_numpy()

@@ -274,7 +274,10 @@ def flatten_metrics(evaluation: dict) -> dict[str, float]:
 # The format of a pickled RetentionModels. Raise it whenever the class changes in a way that
 # an older pickle cannot be read back (attributes renamed, moved or removed): a champion saved
 # in another format is then refused with a clear message, and the next run replaces it.
-MODEL_FORMAT = "1"
+# Format 2: the champion is a models-from-code pyfunc shipping models/ and features/, its
+# RetentionModels saved with skops (no pickle), with the training reference values
+# (reference_median_, reference_mean_) that the risk drivers compare against.
+MODEL_FORMAT = "2"
 
 
 class RetentionModels(BaseEstimator):
@@ -359,6 +362,9 @@ class RetentionModels(BaseEstimator):
         Columns of the baseline's matrix.
     classes_ : ndarray
         ``[0, 1]``; column 1 of :meth:`predict_proba` is the retention probability.
+    reference_median_, reference_mean_ : ndarray
+        Median and mean of each column of the training matrix (``feature_names_in_``,
+        NaN ignored): what :meth:`explain` calls low or high.
     n_train_rows_ : int
     train_retention_rate_ : float
     """
@@ -438,7 +444,11 @@ class RetentionModels(BaseEstimator):
         self.breadth_ = self._breadth_spec(self.feature_names_in_)
         self.breadth_columns_ = [breadth_col(c) for c in self.breadth_]
         self.model_columns_ = self.feature_names_in_ + self.breadth_columns_
-        Xa = self._with_breadth(X.to_numpy(dtype="float64"))
+        raw = X.to_numpy(dtype="float64")
+        with np.errstate(all="ignore"):
+            self.reference_median_ = np.nan_to_num(np.nanmedian(raw, axis=0))
+            self.reference_mean_ = np.nan_to_num(np.nanmean(raw, axis=0))
+        Xa = self._with_breadth(raw)
 
         self.rf_ = RandomForestClassifier(
             n_estimators=self.n_estimators,
@@ -503,13 +513,12 @@ class RetentionModels(BaseEstimator):
         extra = [(np.nan_to_num(Xa[:, idx]) > 0).sum(axis=1) for idx in self.breadth_.values()]
         return np.column_stack([Xa, *extra]).astype("float64")
 
-    def feature_contributions(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
-        """LightGBM's SHAP contributions (``pred_contrib``, log-odds) per product feature.
+    def column_contributions(self, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """LightGBM's SHAP contributions (``pred_contrib``, log-odds) per raw matrix column.
 
-        A feature's contribution in a row is the sum over its own columns, plus its share of
-        the contribution of its category's breadth column: the breadth contribution is split
-        evenly among the category's features that the row used (among all of them when it
-        used none).
+        The contribution of a category's breadth column is folded into the ``__used`` columns
+        of its features, split evenly among those the row used (among all of them when it
+        used none), so that each row's contributions plus its bias sum to its raw score.
 
         Parameters
         ----------
@@ -518,18 +527,14 @@ class RetentionModels(BaseEstimator):
 
         Returns
         -------
-        DataFrame
-            One column per product feature (``groups_``), one row per row of ``X``.
+        (ndarray of shape (n_rows, len(feature_names_in_)), ndarray of shape (n_rows,))
+            The contributions and the bias (LightGBM's last ``pred_contrib`` column).
         """
         check_is_fitted(self, "gbm_")
         Xa = self._raw_array(X)
         contrib = np.asarray(self.gbm_.booster_.predict(self._with_breadth(Xa), pred_contrib=True))
-        contrib = contrib[:, :-1]  # the last column is the bias
+        out = contrib[:, : len(self.feature_names_in_)].copy()
         position = {c: i for i, c in enumerate(self.model_columns_)}
-        out = {
-            f: contrib[:, [position[c] for c in cols]].sum(axis=1)
-            for f, cols in self.groups_.items()
-        }
         for name, idx in self.breadth_.items():
             share = contrib[:, position[breadth_col(name)]]
             used = np.nan_to_num(Xa[:, idx]) > 0
@@ -537,10 +542,45 @@ class RetentionModels(BaseEstimator):
             weight = np.where(
                 n_used[:, None] > 0, used / np.maximum(n_used, 1)[:, None], 1.0 / len(idx)
             )
-            for j, col_index in enumerate(idx):
-                feature = feature_of(self.feature_names_in_[col_index])
-                out[feature] = out[feature] + share * weight[:, j]
+            out[:, idx] += share[:, None] * weight
+        return out, contrib[:, -1]
+
+    def feature_contributions(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        """LightGBM's SHAP contributions (log-odds) per product feature: the sum of
+        :meth:`column_contributions` over the feature's own columns (its share of its
+        category's breadth included).
+
+        Returns
+        -------
+        DataFrame
+            One column per product feature (``groups_``), one row per row of ``X``.
+        """
+        contrib, _ = self.column_contributions(X)
+        position = {c: i for i, c in enumerate(self.feature_names_in_)}
+        out = {
+            f: contrib[:, [position[c] for c in cols]].sum(axis=1)
+            for f, cols in self.groups_.items()
+        }
         return pd.DataFrame(out, index=X.index if isinstance(X, pd.DataFrame) else None)
+
+    def explain(self, frame: pd.DataFrame, top: int = 3) -> pd.Series:
+        """The ``risk_drivers`` text of each row: its ``top`` product features that move its
+        predicted retention most (see :func:`models.drivers.risk_drivers`).
+
+        Parameters
+        ----------
+        frame : DataFrame
+            Snapshot rows, as for :meth:`predict_retention`.
+        top : int, default 3
+
+        Returns
+        -------
+        Series of str
+            Same index as ``frame``, named ``risk_drivers``.
+        """
+        from models.drivers import risk_drivers
+
+        return risk_drivers(self, frame, top=top)
 
     def impurity_by_feature(self) -> dict[str, float]:
         """The random forest's impurity importance per product feature (biased; reference

@@ -36,6 +36,7 @@ from flows.report.format import (
     fmt_pct,
     fmt_signed,
 )
+from flows.store.publish import read_importance
 
 #: The page template, beside this module (package data: ``flows/report/*.j2``).
 TEMPLATE = "report.html.j2"
@@ -278,7 +279,8 @@ def render_report(
     Parameters
     ----------
     folder : Path
-        Holds ``thresholds.json``, ``summary.json``, ``importance.csv`` and ``scores.parquet``;
+        Holds ``thresholds.json``, ``summary.json``, ``importance.parquet`` (or, from older
+        runs, ``importance.csv``) and ``scores.parquet``;
         ``review.json``, ``retention_curves.json``, ``validation.json`` and ``promotion.json``
         are used when present.
     band : (float, float), optional
@@ -289,7 +291,9 @@ def render_report(
     folder = Path(folder)
     thresholds = json.loads((folder / "thresholds.json").read_text())
     summary = json.loads((folder / "summary.json").read_text())
-    importance = pd.read_csv(folder / "importance.csv")
+    importance = read_importance(folder)
+    if importance is None:
+        raise FileNotFoundError(f"{folder} holds no importance.parquet or importance.csv")
     scores = pd.read_parquet(folder / "scores.parquet")
     review = _read_json(folder / "review.json")
     curves = _read_json(folder / "retention_curves.json") or {}

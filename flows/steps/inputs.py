@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.config import Config
-from flows.errors import InvalidInputError
+from flows.errors import ConfigError, InvalidInputError
 from flows.store.publish import write_text_atomic
 
 
@@ -53,6 +53,7 @@ def open_inputs(cfg: Config) -> Inputs:
         if type(exc).__module__.split(".")[0].lstrip("_") not in ("duckdb", "pyspark", "py4j"):
             raise
         raise InvalidInputError(f"cannot read the input data: {exc}") from None
+    check_score_columns(cfg.scores.columns, list(accounts_raw.columns))
     report = validate_inputs(
         con,
         accounts_raw,
@@ -65,6 +66,23 @@ def open_inputs(cfg: Config) -> Inputs:
     return Inputs(
         con, typed_accounts(accounts_raw), typed_events(events_raw), report.as_of, report.to_dict()
     )
+
+
+def check_score_columns(configured: list[str], accounts_columns: list[str]) -> None:
+    """Every pass-through column of ``scores.columns`` is a column of the accounts table.
+
+    Raises
+    ------
+    ConfigError
+        Naming each configured column the accounts table lacks, and the columns it has.
+    """
+    missing = [c for c in configured if c not in accounts_columns]
+    if missing:
+        names = ", ".join(repr(c) for c in missing)
+        shown = ", ".join(accounts_columns[:30]) + (", ..." if len(accounts_columns) > 30 else "")
+        raise ConfigError(
+            f"scores.columns: the accounts table has no column {names} (its columns: {shown})"
+        )
 
 
 def validate_and_record(cfg: Config, out_dir: Path, validate: Any = open_inputs) -> Inputs:

@@ -20,14 +20,17 @@ import pandas as pd
 
 from flows.config import Config
 from flows.errors import NotFoundError
+from flows.store.publish import IMPORTANCE_FILES, read_importance
 
 log = logging.getLogger("milestones")
 
 REVIEW_FILE = "review.json"
 CURVES_FILE = "retention_curves.json"
 #: The files of a run that the report reads (the others are optional).
-REPORT_INPUTS = ("thresholds.json", "summary.json", "importance.csv", "scores.parquet")
+REPORT_INPUTS = ("thresholds.json", "summary.json", "scores.parquet")
 OPTIONAL_INPUTS = (REVIEW_FILE, CURVES_FILE, "validation.json", "promotion.json")
+#: one of these (the Parquet copy since it exists, the CSV in older runs)
+IMPORTANCE_INPUTS = IMPORTANCE_FILES
 
 
 def build_review(
@@ -85,7 +88,7 @@ def write_review(
     staging = Path(staging)
     thresholds = json.loads((staging / "thresholds.json").read_text())
     summary = json.loads((staging / "summary.json").read_text())
-    importance = pd.read_csv(staging / "importance.csv")
+    importance = read_importance(staging)
     review, curves = build_review(
         cfg, tables, thresholds, importance, summary.get("metrics") or {}, as_of, previous
     )
@@ -123,8 +126,12 @@ def rebuild_report(cfg: Config, run_id: str, out: Path) -> Path:
     target = out if out.suffix.lower() in (".html", ".htm") else out / "report.html"
     tmp = Path(tempfile.mkdtemp(prefix="milestones-report-"))
     try:
-        files = download_run_files(cfg, run_id, REPORT_INPUTS + OPTIONAL_INPUTS, tmp)
+        files = download_run_files(
+            cfg, run_id, REPORT_INPUTS + IMPORTANCE_INPUTS + OPTIONAL_INPUTS, tmp
+        )
         missing = [n for n in REPORT_INPUTS if n not in files]
+        if not any(n in files for n in IMPORTANCE_INPUTS):
+            missing.append(IMPORTANCE_INPUTS[1])
         if missing:
             raise NotFoundError(
                 f"MLflow run {run_id} has no artifact {missing[0]!r}; cannot rebuild its report"

@@ -24,6 +24,7 @@ class FeatureTables:
     dates: list[dt.date]
     n_events: int
     period: tuple[str, str]
+    daily: Any = None  # the engine's (account, event, day) aggregate: each account's state
 
 
 def build_feature_tables(
@@ -110,4 +111,5 @@ def build_feature_tables(
         dates=dates,
         n_events=n_events,
         period=(str(pd.Timestamp(start).date()), str(inputs.as_of)),
+        daily=daily,
     )

@@ -2,7 +2,13 @@
 
 Every publication appends its scores; re-publishing an ``as_of`` replaces that date's rows
 (in one transaction) instead of duplicating them. Each row carries the account's stage at the
-previous publication (the newest earlier ``as_of``) and whether it moved up or down since.
+previous publication (its newest row with an earlier ``as_of``) and its ``movement`` since:
+``up``, ``down``, ``same``, or ``new`` (no earlier row). Re-publishing a date (a backfill, a
+corrected run) recomputes both for the later rows, so the history always reads as one chain.
+
+The table's columns are the union of what was ever published: a publication with a new
+column adds it (earlier rows hold null there). Values never enter SQL text: they are
+parameters or a registered frame; column names are quoted identifiers.
 """
 
 from __future__ import annotations
@@ -18,6 +24,28 @@ from models.scoring import STAGES
 
 TABLE = "milestone_scores"
 _RANK = {s: i for i, s in enumerate(STAGES)}
+#: the types of the columns every publication has (a column of nulls has no type of its own)
+CORE_TYPES = {
+    "account_id": "VARCHAR",
+    "as_of": "DATE",
+    "stage": "VARCHAR",
+    "previous_stage": "VARCHAR",
+    "movement": "VARCHAR",
+    "next_step": "VARCHAR",
+    "retention_probability": "DOUBLE",
+    "run_id": "VARCHAR",
+    "published_at": "TIMESTAMP",
+}
+#: what ``milestones history`` shows of each publication, in this order
+SHOWN = (
+    "as_of",
+    "stage",
+    "movement",
+    "previous_stage",
+    "next_step",
+    "retention_probability",
+    "run_id",
+)
 
 
 def _connect(path: Path, read_only: bool = False):
@@ -27,6 +55,27 @@ def _connect(path: Path, read_only: bool = False):
     return duckdb.connect(str(path), read_only=read_only)
 
 
+def _ident(name: str) -> str:
+    """A column name as a quoted SQL identifier."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _has_table(con) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [TABLE]
+        ).fetchone()[0]
+    )
+
+
+def _types(con, relation: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in con.execute(f"DESCRIBE {relation}").fetchall()}
+
+
+def _untyped(kind: str) -> bool:
+    return kind.strip('"').upper() == "NULL"
+
+
 def with_previous_stage(path: Path, scores: pd.DataFrame, as_of: dt.datetime) -> pd.DataFrame:
     """Add ``previous_stage`` and ``movement`` (up, down, same, new) from the history."""
     out = scores.copy()
@@ -34,10 +83,7 @@ def with_previous_stage(path: Path, scores: pd.DataFrame, as_of: dt.datetime) ->
     con = _connect(path, read_only=True)
     if con is not None:
         try:
-            exists = con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [TABLE]
-            ).fetchone()[0]
-            if exists:
+            if _has_table(con):
                 prev = con.execute(
                     f"SELECT account_id, arg_max(stage, as_of) AS stage FROM {TABLE} "
                     "WHERE as_of < ? GROUP BY account_id",
@@ -46,7 +92,7 @@ def with_previous_stage(path: Path, scores: pd.DataFrame, as_of: dt.datetime) ->
                 previous = prev.set_index("account_id")["stage"]
         finally:
             con.close()
-    out["previous_stage"] = out["account_id"].map(previous).astype(object)
+    out["previous_stage"] = out["account_id"].astype(str).map(previous).astype(object)
     now = out["stage"].map(_RANK)
     before = out["previous_stage"].map(_RANK)
     out["movement"] = "same"
@@ -57,9 +103,54 @@ def with_previous_stage(path: Path, scores: pd.DataFrame, as_of: dt.datetime) ->
     return out
 
 
+def _ensure_table(con, incoming: dict[str, str]) -> dict[str, str]:
+    """Create the table, or add the incoming columns it lacks; returns its column types."""
+    wanted = {
+        c: CORE_TYPES.get(c, "VARCHAR" if _untyped(kind) else kind) for c, kind in incoming.items()
+    }
+    if not _has_table(con):
+        cols = ", ".join(f"{_ident(c)} {kind}" for c, kind in wanted.items())
+        con.execute(f"CREATE TABLE {TABLE} ({cols})")
+        return wanted
+    existing = _types(con, TABLE)
+    for c, kind in existing.items():
+        if _untyped(kind):  # written by an earlier version from a column of nulls
+            con.execute(f"ALTER TABLE {TABLE} ALTER {_ident(c)} TYPE {wanted.get(c, 'VARCHAR')}")
+    for c, kind in wanted.items():
+        if c not in existing:
+            con.execute(f"ALTER TABLE {TABLE} ADD COLUMN {_ident(c)} {kind}")
+    return _types(con, TABLE)
+
+
+def _rechain(con, after: dt.date) -> None:
+    """Recompute ``previous_stage`` and ``movement`` of the rows published after ``after``."""
+    con.execute(
+        f"""
+        UPDATE {TABLE} AS t SET previous_stage = p.prev,
+            movement = CASE
+                WHEN p.prev IS NULL THEN 'new'
+                WHEN list_position($stages, t.stage) > list_position($stages, p.prev) THEN 'up'
+                WHEN list_position($stages, t.stage) < list_position($stages, p.prev) THEN 'down'
+                ELSE 'same' END
+        FROM (
+            SELECT account_id, as_of,
+                lag(stage) OVER (PARTITION BY account_id ORDER BY as_of) AS prev
+            FROM {TABLE}
+        ) AS p
+        WHERE t.account_id = p.account_id AND t.as_of = p.as_of AND t.as_of > $after
+        """,
+        {"stages": list(STAGES), "after": after},
+    )
+
+
 def record(path: Path, scores: pd.DataFrame, run_id: str) -> int:
-    """Append one publication; rows of the same ``as_of`` are replaced. Returns rows written."""
+    """Append one publication; rows of the same ``as_of`` are replaced. Returns rows written.
+
+    Later publications' ``previous_stage`` and ``movement`` are recomputed when an earlier
+    date is re-published. All in one transaction.
+    """
     frame = scores.copy()
+    frame["account_id"] = frame["account_id"].astype(str)
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
     frame["run_id"] = run_id
     frame["published_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
@@ -68,13 +159,15 @@ def record(path: Path, scores: pd.DataFrame, run_id: str) -> int:
     try:
         con.register("incoming", frame)
         con.execute("BEGIN TRANSACTION")
-        con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} AS SELECT * FROM incoming LIMIT 0")
-        cols = [r[0] for r in con.execute(f"DESCRIBE {TABLE}").fetchall()]
-        shared = [c for c in cols if c in frame.columns]
+        types = _ensure_table(con, _types(con, "incoming"))
         for day in as_of_values:
             con.execute(f"DELETE FROM {TABLE} WHERE as_of = ?", [day])
-        names = ", ".join(f'"{c}"' for c in shared)
-        con.execute(f"INSERT INTO {TABLE} ({names}) SELECT {names} FROM incoming")
+        shared = [c for c in frame.columns if c in types]
+        names = ", ".join(_ident(c) for c in shared)
+        values = ", ".join(f"CAST({_ident(c)} AS {types[c]})" for c in shared)
+        con.execute(f"INSERT INTO {TABLE} ({names}) SELECT {values} FROM incoming")
+        if {"stage", "previous_stage", "movement"} <= set(types) and as_of_values:
+            _rechain(con, as_of_values[0])
         con.execute("COMMIT")
         con.unregister("incoming")
     except BaseException:
@@ -84,3 +177,49 @@ def record(path: Path, scores: pd.DataFrame, run_id: str) -> int:
     finally:
         con.close()
     return len(frame)
+
+
+def account_history(path: Path, account_id: str) -> pd.DataFrame | None:
+    """One account's publications, newest first (the columns of :data:`SHOWN` the history
+    has, a missing one as null); None when there is no history file or table at all."""
+    con = _connect(path, read_only=True)
+    if con is None:
+        return None
+    try:
+        if not _has_table(con):
+            return None
+        present = _types(con, TABLE)
+        cols = ", ".join(_ident(c) if c in present else f"NULL AS {_ident(c)}" for c in SHOWN)
+        order = "as_of DESC" + (", published_at DESC" if "published_at" in present else "")
+        return con.execute(
+            f"SELECT {cols} FROM {TABLE} WHERE account_id = ? ORDER BY {order}",
+            [str(account_id)],
+        ).df()
+    finally:
+        con.close()
+
+
+def history_table(rows: pd.DataFrame) -> str:
+    """The publications as an aligned text table (``-`` for a missing value)."""
+
+    def cell(column: str, value) -> str:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return "-"
+        if column == "as_of":
+            return str(pd.Timestamp(value).date())
+        if column == "retention_probability":
+            return f"{float(value):.3f}"
+        return str(value)
+
+    header = list(SHOWN)
+    body = [[cell(c, row[c]) for c in SHOWN] for _, row in rows.iterrows()]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(SHOWN))]
+    numeric = {SHOWN.index("retention_probability")}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, body)])

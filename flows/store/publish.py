@@ -4,16 +4,30 @@ Files are written into a staging folder beside the destination; publishing renam
 folder aside, renames the staging folder into place and removes the old one. A process killed
 between the two renames leaves the previous publication whole under ``<out>.previous``, and
 :func:`recover` (called before every publication and read) puts it back.
+
+:func:`write_csv` writes every published CSV file the same way: UTF-8, booleans as
+``true``/``false``, and no text cell that a spreadsheet would run as a formula.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: a text cell starting with one of these is run as a formula by a spreadsheet (OWASP CSV
+#: injection); the cell is published with a single quote before it
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: a plain decimal number ("-3.5", "+1e-3") is read as a number, never as a formula
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def _previous(out: Path) -> Path:
@@ -82,6 +96,59 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def neutralise(text: str) -> str:
+    """``text`` as a spreadsheet shows it without running it: a single quote before a cell
+    that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, unless the whole
+    cell is a plain decimal number."""
+    if text.startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _csv_cell(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return neutralise(value)
+    return value
+
+
+def write_csv(
+    frame: pd.DataFrame, path: Path, float_format: Mapping[str, str] | None = None
+) -> None:
+    """Write ``frame`` as a published CSV file (no index), the same way for every file.
+
+    UTF-8 (no byte-order mark); RFC 4180 rows (``\\r\\n`` line ends, a cell quoted when it
+    holds a comma, a quote or a line break); booleans as ``true``/``false``; missing values as
+    empty cells; every text cell and header passed through :func:`neutralise`. Numbers are
+    written as numbers (a negative one is not text), at full precision unless ``float_format``
+    gives a column a printf format such as ``"%.6g"``. The frame itself is left as it is
+    (Parquet keeps the raw values).
+    """
+    import pandas as pd
+    from pandas.api import types
+
+    formats = dict(float_format or {})
+    out = frame.copy(deep=False)
+    for i, column in enumerate(out.columns):
+        values = out.iloc[:, i]
+        kind = values.dtype
+        cells = None
+        if types.is_bool_dtype(kind) or not (
+            types.is_numeric_dtype(kind) or types.is_datetime64_any_dtype(kind)
+        ):  # booleans, text, categories, mixed objects
+            cells = [_csv_cell(v) for v in values.astype(object)]
+        elif types.is_float_dtype(kind) and column in formats:
+            fmt = formats[column]
+            cells = [None if pd.isna(v) else fmt % v for v in values]
+        if cells is not None:
+            out.isetitem(i, pd.Series(cells, index=values.index, dtype=object))
+    out.columns = [neutralise(c) if isinstance(c, str) else c for c in out.columns]
+    out.to_csv(path, index=False, encoding="utf-8", lineterminator="\r\n")
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -93,3 +160,20 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+IMPORTANCE_FILES = ("importance.parquet", "importance.csv")
+
+
+def read_importance(folder: Path) -> pd.DataFrame | None:
+    """A run's feature importance as written: ``importance.parquet`` (the raw names), else
+    ``importance.csv`` (runs from before the Parquet copy, whose CSV was not neutralised);
+    None when the folder holds neither."""
+    import pandas as pd
+
+    folder = Path(folder)
+    if (folder / IMPORTANCE_FILES[0]).is_file():
+        return pd.read_parquet(folder / IMPORTANCE_FILES[0])
+    if (folder / IMPORTANCE_FILES[1]).is_file():
+        return pd.read_csv(folder / IMPORTANCE_FILES[1])
+    return None

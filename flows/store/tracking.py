@@ -1,6 +1,12 @@
 """MLflow tracking: every run logs its configuration, a fingerprint of the input data, metrics,
 the published files and the models; the gradient-boosted model is registered and the alias
 ``champion`` moves to it only when it passes the promotion gates.
+
+The registered model runs outside this repository: a models-from-code pyfunc
+(:mod:`flows.store.retention_pyfunc`) with the ``models`` and ``features`` packages as its code,
+the fitted models saved with skops, and requirements pinned to the versions installed at log
+time (:func:`pinned_requirements`). The random forest is logged on its own in MLflow's skops
+format.
 """
 
 from __future__ import annotations
@@ -20,25 +26,35 @@ import pandas as pd
 from flows.config import Config
 from flows.errors import NoChampionError, NotFoundError
 from flows.runtime import default_artifact_root, default_tracking_uri
+from flows.store import retention_pyfunc
+from flows.store.publish import IMPORTANCE_FILES, read_importance
 from models.training import MODEL_FORMAT
 
 log = logging.getLogger("milestones")
 CHAMPION = "champion"
 _TAG_LIMIT = 4000  # characters of the review warnings kept in one MLflow tag
-PIP_REQUIREMENTS = ["pandas", "numpy", "scikit-learn", "lightgbm"]
+#: the distributions the logged models need, pinned at log time (:func:`pinned_requirements`)
+PIP_REQUIREMENTS = ["mlflow", "pandas", "numpy", "scipy", "scikit-learn", "lightgbm", "skops"]
+#: the packages shipped with the champion as its code (models imports features)
+CODE_PACKAGES = ("models", "features")
+FOREST_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 
 
 def _mlflow(cfg: Config):
     uri = cfg.tracking.tracking_uri
+    artifact_root = None
+    if uri == default_tracking_uri():
+        artifact_root = Path(default_artifact_root()).as_uri()
+    elif uri.startswith("sqlite:///"):
+        # beside the database, not in MLflow's default ./mlruns of whatever folder we run in
+        store = Path(uri[len("sqlite:///") :])
+        artifact_root = (store.parent / f"{store.stem}-artifacts").as_uri()
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
     if exp is None:
-        artifact_root = None
-        if uri == default_tracking_uri():
-            artifact_root = Path(default_artifact_root()).as_uri()
         mlflow.create_experiment(cfg.tracking.experiment, artifact_location=artifact_root)
     mlflow.set_experiment(cfg.tracking.experiment)
 
@@ -66,15 +82,49 @@ def _flatten(prefix: str, value: Any, out: dict) -> None:
         out[prefix] = value
 
 
-class RetentionPyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc wrapper: takes snapshot-table rows, returns the retention probability."""
+def pinned_requirements(names: list[str] | tuple[str, ...] = tuple(PIP_REQUIREMENTS)) -> list[str]:
+    """``name==version`` of each distribution as installed now (importlib.metadata)."""
+    from importlib.metadata import version
 
-    def __init__(self, models: Any):
-        self.models = models
+    return [f"{name}=={version(name)}" for name in names]
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.Series:
-        proba = self.models.predict_retention(model_input)
-        return pd.Series(proba, name="retention_probability")
+
+def code_paths() -> list[str]:
+    """The folders of the packages the champion imports (shipped as its code)."""
+    import importlib
+
+    return [str(Path(importlib.import_module(p).__file__).parent) for p in CODE_PACKAGES]
+
+
+def _log_models(models: Any, example: pd.DataFrame):
+    """Log the random forest (skops) and the champion pyfunc (models-from-code); return the
+    pyfunc's model info."""
+    from mlflow.models import infer_signature
+
+    requirements = pinned_requirements()
+    mlflow.sklearn.log_model(
+        models.rf_,
+        name="random_forest",
+        serialization_format="skops",
+        skops_trusted_types=FOREST_TRUSTED_TYPES,
+        pip_requirements=requirements,
+    )
+    signature = None
+    if len(example):
+        output = retention_pyfunc.RetentionPyfunc(models).predict(None, example)
+        signature = infer_signature(example, output, params=retention_pyfunc.DEFAULT_PARAMS)
+    with tempfile.TemporaryDirectory(prefix="milestones-model-") as tmp:
+        saved = str(Path(tmp) / "retention_models.skops")
+        retention_pyfunc.save_models(models, saved)
+        return mlflow.pyfunc.log_model(
+            name="retention_model",
+            python_model=retention_pyfunc.__file__,
+            artifacts={retention_pyfunc.ARTIFACT: saved},
+            code_paths=code_paths(),
+            signature=signature,
+            input_example=example if len(example) else None,
+            pip_requirements=requirements,
+        )
 
 
 def current_champion(cfg: Config) -> dict | None:
@@ -109,16 +159,13 @@ def log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
     import warnings
 
     with warnings.catch_warnings():
-        # MLflow warns about pickled models (we choose cloudpickle on purpose) and integer
-        # columns in signatures; neither is actionable for a user of this pipeline.
+        # MLflow warns about integer columns in signatures: not actionable for a user.
         warnings.simplefilter("ignore")
         return _log_run(cfg, staging, trained, summary)
 
 
 def _log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
     _mlflow(cfg)
-    from mlflow.models import infer_signature
-
     metrics = trained["metrics"]
     thresholds = json.loads((staging / "thresholds.json").read_text())
     with mlflow.start_run(run_name=f"pipeline {summary['as_of'][:10]}") as run:
@@ -158,28 +205,8 @@ def _log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
         mlflow.log_metrics(flat)
         mlflow.log_artifacts(str(staging))
 
-        models = trained["models"]
         example = trained.get("example")
-        if example is None:
-            example = pd.DataFrame()
-        pyfunc = RetentionPyfunc(models)
-        signature = (
-            infer_signature(example, pyfunc.predict(None, example)) if len(example) else None
-        )
-        mlflow.sklearn.log_model(
-            models.rf_,
-            name="random_forest",
-            serialization_format="cloudpickle",
-            pip_requirements=PIP_REQUIREMENTS,
-        )
-        info = mlflow.pyfunc.log_model(
-            name="retention_model",
-            python_model=pyfunc,
-            signature=signature,
-            input_example=example if len(example) else None,
-            pip_requirements=PIP_REQUIREMENTS,
-            code_paths=None,
-        )
+        info = _log_models(trained["models"], pd.DataFrame() if example is None else example)
         gate = _promote(cfg, info.model_uri, flat.get("gbm_roc_auc"), run.info.run_id)
         mlflow.set_tags({"promotion": gate["decision"], "promotion_reason": gate["reason"]})
         (staging / "promotion.json").write_text(json.dumps(gate, indent=2) + "\n")
@@ -243,7 +270,7 @@ def champion(cfg: Config, dest: Path) -> dict:
         )
     client = mlflow.MlflowClient()
     names = {a.path for a in client.list_artifacts(info["run_id"])}
-    for name in ("thresholds.json", "importance.csv", "report.html", "summary.json"):
+    for name in ("thresholds.json", *IMPORTANCE_FILES, "report.html", "summary.json"):
         if name in names:
             local = client.download_artifacts(info["run_id"], name, str(dest))
             Path(local).replace(dest / name)
@@ -323,7 +350,7 @@ def previous_champion(cfg: Config) -> dict | None:
         files = download_run_files(
             cfg,
             champion["run_id"],
-            ("thresholds.json", "importance.csv", "summary.json"),
+            ("thresholds.json", *IMPORTANCE_FILES, "summary.json"),
             Path(tmp),
         )
         if "thresholds.json" not in files:
@@ -338,9 +365,7 @@ def previous_champion(cfg: Config) -> dict | None:
             "version": champion["version"],
             "as_of": summary.get("as_of"),
             "thresholds": json.loads(files["thresholds.json"].read_text()),
-            "importance": (
-                pd.read_csv(files["importance.csv"]) if "importance.csv" in files else None
-            ),
+            "importance": read_importance(Path(tmp)),
             "metrics": summary.get("metrics") or {"gbm": {"roc_auc": champion.get("gbm_roc_auc")}},
         }
 

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from features import io, tables
+from features.state import milestone_state
 from features.validation import validate_inputs
 from features.values import engine_of
 
@@ -34,6 +35,13 @@ TENURE = dict(
     golden_week_days=7,
     inactivity_period_days=30,
     inactivity_horizon_days=60,
+)
+STATE = dict(
+    setup_steps=["connect", "invite"],
+    setup_window_days=7,
+    activation_event="send",
+    activation_threshold=6,
+    activation_window_days=30,
 )
 SNAPSHOT = dict(
     categories={"collab": ["invite", "view"], "analytics": ["report", "export"]},
@@ -169,6 +177,8 @@ def build(con, accounts: io.Source, events: io.Source) -> dict[str, pd.DataFrame
         "snapshots": tables.snapshot_table(
             daily, dates=dates, as_of=AS_OF, events=names, **SNAPSHOT
         ).to_pandas(),
+        # each account's current setup and activation state (a range window over day numbers)
+        "state": milestone_state(daily, as_of=AS_OF, **STATE).to_pandas(),
     }
 
 
@@ -194,6 +204,7 @@ KEYS = {
     "daily": ["account_id", "event", "day"],
     "tenure": ["account_id"],
     "snapshots": ["account_id", "snapshot_date"],
+    "state": ["account_id"],
 }
 
 
@@ -227,6 +238,10 @@ def test_example_is_not_trivial(duckdb_tables):
     assert set(t["retained"].dropna()) == {0, 1}
     assert s["censored"].any() and not s["censored"].all()
     assert s["snapshot_date"].nunique() == 7
+    st = duckdb_tables["state"]
+    for flag in ("setup_on_time", "activation_on_time"):
+        assert set(st[flag].dropna()) == {True, False}, flag
+    assert st["activated"].any() and not st["activated"].all()
 
 
 def test_engine_of_a_spark_connection(spark):

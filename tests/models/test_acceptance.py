@@ -186,6 +186,28 @@ def test_more_use_of_a_true_driver_does_not_lower_predicted_retention(demo):
             assert after >= before, (model, feature, before, after)
 
 
+def test_established_accounts_are_scored_on_their_current_state(demo):
+    """Milestones as each account's current state: few live accounts older than 150 days are
+    still ``new`` (78% were when the stage used the first 21 and 60 days' facts)."""
+    from features.values import naive_utc
+    from flows.steps.score import compute_scores
+
+    as_of = naive_utc(demo.tables.period[1])
+    scores = compute_scores(demo.cfg, demo.tables, demo.thresholds, None, as_of)
+    signup = demo.tables.tenure.set_index("account_id")["signup_at"]
+    signup = pd.to_datetime(scores["account_id"].map(signup))
+    signup = signup.dt.tz_convert(None) if signup.dt.tz is not None else signup
+    old = scores[(pd.Timestamp(as_of) - signup).dt.days > 150]
+    assert len(old) > 1000
+    assert (old["stage"] == "new").mean() <= 0.10, old["stage"].value_counts()
+    # late milestones are reached and said to be late
+    assert (old["setup_on_time"] == False).sum() > 0  # noqa: E712 (nullable boolean)
+    assert (old["activation_on_time"] == False).sum() > 0  # noqa: E712
+    reached = old.dropna(subset=["activation_reached_at"])
+    assert (reached["activation_reached_at"] <= reached["as_of"]).all()
+    assert not old["next_step"].str.contains("are over").any()
+
+
 # --------------------------------------------------------------------------- fast checks
 
 

@@ -246,3 +246,14 @@ def test_calibration_table_bins_by_predicted_probability():
     assert table.loc[9, "mean_predicted"] == pytest.approx(0.975)
     assert table.loc[0, "observed_rate"] == 0.0 and table.loc[9, "observed_rate"] == 1.0
     assert np.isnan(table.loc[5, "observed_rate"])
+
+
+def test_fit_keeps_the_training_reference_of_each_column(fitted, split):
+    train, _ = split
+    X = model_matrix(train, fitted.feature_events_, fitted.plan_categories_)
+    np.testing.assert_allclose(fitted.reference_median_, X.median().to_numpy())
+    np.testing.assert_allclose(fitted.reference_mean_, X.mean().to_numpy())
+    assert len(fitted.reference_median_) == len(fitted.feature_names_in_)
+    # a usage flag used by 40% of the rows: median 0, mean about 0.4 (low/high break ties)
+    j = fitted.feature_names_in_.index("driver__used")
+    assert fitted.reference_median_[j] == 0 and 0.3 < fitted.reference_mean_[j] < 0.5
