@@ -177,7 +177,7 @@ def run_summary(
 ) -> dict:
     """``summary.json`` of a retrain run: counts, periods, metrics and settings."""
     return {
-        "config": str(cfg.source) if cfg.source else None,
+        "config": cfg.source.name if cfg.source else None,  # a name, no machine path
         "engine": cfg.engine,
         "as_of": str(inputs.as_of),
         "period": tables.period,

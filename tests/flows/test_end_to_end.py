@@ -20,6 +20,8 @@ def test_run_publishes_every_output(runs):
     ):
         assert (out / name).stat().st_size > 0, name
     assert f"report: {out / 'report.html'}" in runs["results"][0].output
+    summary = (out / "summary.json").read_text()
+    assert '"config": "demo.yaml"' in summary and str(runs["tmp"]) not in summary
     assert f"scores: {out / 'scores.csv'}" in runs["results"][0].output
 
 
