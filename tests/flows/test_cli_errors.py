@@ -282,6 +282,7 @@ def test_unexpected_error_goes_to_a_log_file(project, monkeypatch, tmp_path, cap
     assert_quiet(res, capfd)
 
 
+@pytest.mark.slow
 def test_broken_input_in_a_real_process_prints_one_message(project):
     """The console script as a user runs it: Prefect's own loggers stay quiet too."""
     (project / "accounts.csv").write_text(ACCOUNTS.replace(",5,pro", ",0,pro"))
