@@ -8,7 +8,9 @@ value with an offset is converted to UTC.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +103,10 @@ def local_spark_session():
 
 def read_source(con, source: Source, name: str) -> Table:
     """Read one input as a raw Ibis table (CSV columns stay strings until typed)."""
-    kind = source.kind
+    try:
+        kind = source.kind
+    except ValueError as exc:
+        raise ValueError(f"data.{name}: {exc}") from None
     if kind == "duckdb":
         db = Path(source.database)
         if not db.is_file():
@@ -129,17 +134,202 @@ def read_source(con, source: Source, name: str) -> Table:
     path = Path(source.location)
     if not path.exists():
         raise FileNotFoundError(f"data.{name}: file not found: {path}")
+    files = check_file(path, kind, name)
+    check_unique_columns(header_names(con, files[0], kind, name), path, name)
     if kind == "csv":
         if engine_of(con) == "duckdb":
             # parse the text once into a temporary table: every later query reads columns
-            view = con.read_csv(
-                str(path), table_name=f"raw_{name}_csv", all_varchar=True, header=True
-            )
-            return con.create_table(f"raw_{name}", view, temp=True, overwrite=True)
+            with _csv_errors(path, name):
+                view = con.read_csv(
+                    str(path), table_name=f"raw_{name}_csv", all_varchar=True, header=True
+                )
+                return con.create_table(f"raw_{name}", view, temp=True, overwrite=True)
         return con.read_csv(str(path), table_name=f"raw_{name}", header=True, inferSchema=False)
+    pattern = str(path / "*.parquet") if path.is_dir() else str(path)
+    with _engine_errors(path, name, "Parquet"):
+        return con.read_parquet(pattern, table_name=f"raw_{name}")
+
+
+_PARQUET_MAGIC = b"PAR1"
+
+
+def check_file(path: Path, kind: str, name: str) -> list[Path]:
+    """The files of an input, checked for what the engines report only in their own words.
+
+    Returns the files to read (one, or a folder's Parquet files, sorted).
+
+    Raises
+    ------
+    ValueError
+        Naming the input and the file: a folder without Parquet files, an empty file, a
+        Parquet file named like CSV text or the other way round.
+    """
     if path.is_dir():
-        return con.read_parquet(str(path / "*.parquet"), table_name=f"raw_{name}")
-    return con.read_parquet(str(path), table_name=f"raw_{name}")
+        if kind != "parquet":
+            raise ValueError(f"data.{name}: {path} is a folder; expected a .csv file")
+        files = sorted(p for p in path.glob("*.parquet") if p.is_file())
+        if not files:
+            raise ValueError(
+                f"data.{name}: the folder {path} holds no .parquet file "
+                "(a folder is read as the Parquet files directly inside it)"
+            )
+    elif not path.is_file():
+        raise ValueError(f"data.{name}: {path} is not a regular file")
+    else:
+        files = [path]
+    for file in files:
+        size = file.stat().st_size
+        if size == 0:
+            raise ValueError(f"data.{name}: {file} is empty (0 bytes)")
+        with file.open("rb") as f:
+            head = f.read(4)
+            f.seek(max(size - 4, 0))
+            tail = f.read(4)
+        is_parquet = head == _PARQUET_MAGIC and tail == _PARQUET_MAGIC and size >= 12
+        if kind == "parquet" and not is_parquet:
+            looks = "; it looks like text (CSV?): name it .csv" if _looks_like_text(file) else ""
+            raise ValueError(
+                f"data.{name}: {file} is not a Parquet file (it lacks the Parquet "
+                f"marker at its start and end{looks})"
+            )
+        if kind == "csv" and head == _PARQUET_MAGIC:
+            raise ValueError(
+                f"data.{name}: {file} is a Parquet file, not CSV text: name it .parquet"
+            )
+    if len(files) > 1:
+        check_same_schema(files, path, name)
+    return files
+
+
+def _looks_like_text(file: Path) -> bool:
+    with file.open("rb") as f:
+        sample = f.read(4096)
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > len(sample) - 4  # a character cut at the end of the sample
+    return b"\x00" not in sample
+
+
+def header_names(con, file: Path, kind: str, name: str) -> list[str]:
+    """The column names as the file spells them (the engines rename duplicates silently)."""
+    if kind == "parquet":
+        schema = _parquet_schema(file)
+        return [] if schema is None else list(schema.names)
+    if engine_of(con) == "duckdb":
+        path_literal = sg.exp.Literal.string(str(file)).sql("duckdb")
+        with _csv_errors(file, name):
+            row = con.raw_sql(
+                f"SELECT * FROM read_csv({path_literal}, header=false, all_varchar=true) LIMIT 1"
+            ).fetchone()
+        return [str(v) for v in row or () if v is not None]
+    import csv
+    import gzip
+
+    opener = gzip.open if str(file).lower().endswith(".gz") else open
+    delimiter = "\t" if str(file).lower().endswith(".tsv") else ","
+    try:
+        with opener(file, "rt", encoding="utf-8", newline="") as f:
+            return next(csv.reader(f, delimiter=delimiter), [])
+    except UnicodeDecodeError:
+        raise ValueError(f"data.{name}: {file} is not UTF-8 text: save it as UTF-8") from None
+
+
+def check_unique_columns(names: list[str], path: Path, name: str) -> None:
+    """Each column name once: duplicates would be renamed (``seats_1``) and read silently."""
+    seen: dict[str, int] = {}
+    for column in names:
+        seen[column] = seen.get(column, 0) + 1
+    repeated = [f"'{c}' ({n} times)" for c, n in seen.items() if n > 1]
+    if repeated:
+        raise ValueError(
+            f"data.{name}: {path} has duplicate column names: {', '.join(repeated)}; "
+            "each column name may appear once"
+        )
+
+
+def _parquet_schema(file: Path):
+    """The schema in a Parquet file's footer; None when pyarrow cannot read it (the engine
+    then reports the file when reading it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(file)
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+
+
+def _arrow_family(dtype) -> str:
+    """A Parquet column's type, coarsely: widths and units differ harmlessly between files."""
+    import pyarrow.types as pat
+
+    for family, test in (
+        ("string", lambda t: pat.is_string(t) or pat.is_large_string(t)),
+        ("integer", pat.is_integer),
+        ("float", pat.is_floating),
+        ("decimal", pat.is_decimal),
+        ("timestamp", pat.is_timestamp),
+        ("date", pat.is_date),
+        ("boolean", pat.is_boolean),
+        ("null", pat.is_null),
+    ):
+        if test(dtype):
+            return family
+    return str(dtype)
+
+
+def check_same_schema(files: list[Path], path: Path, name: str) -> None:
+    """The Parquet files of one folder share one schema (else the engine fails mid-query).
+
+    Raises
+    ------
+    ValueError
+        Naming the first file whose columns or types differ from the first file's.
+    """
+    first = _parquet_schema(files[0])
+    if first is None:
+        return
+    expected = {f.name: _arrow_family(f.type) for f in first}
+    for file in files[1:]:
+        schema = _parquet_schema(file)
+        if schema is None:
+            continue
+        found = {f.name: _arrow_family(f.type) for f in schema}
+        diff = [
+            f"{c}: {found.get(c, 'absent')} (in {files[0].name}: {expected.get(c, 'absent')})"
+            for c in dict.fromkeys([*expected, *found])
+            if found.get(c) != expected.get(c) and "null" not in (found.get(c), expected.get(c))
+        ]
+        if not diff:
+            continue
+        raise ValueError(
+            f"data.{name}: the Parquet files of the folder {path} differ in their columns: "
+            f"{file.name} has {'; '.join(diff[:5])}"
+        )
+
+
+def _csv_errors(path: Path, name: str):
+    return _engine_errors(path, name, "CSV")
+
+
+@contextlib.contextmanager
+def _engine_errors(path: Path, name: str, kind: str):
+    """DuckDB's errors reading a file in a line naming the input, the file and the problem."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0].lstrip("_") != "duckdb":
+            raise
+        text = str(exc)
+        if kind == "CSV" and "not utf-8 encoded" in text.lower():
+            line = re.search(r"CSV Error on Line: (\d+)", text)
+            where = f" (line {line.group(1)})" if line else ""
+            raise ValueError(
+                f"data.{name}: {path} is not UTF-8 text{where}: save it as UTF-8"
+            ) from None
+        first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+        raise ValueError(f"data.{name}: cannot read the {kind} file {path}: {first}") from None
 
 
 def read_inputs(con, accounts: Source, events: Source) -> tuple[Table, Table]:
@@ -238,4 +428,11 @@ def latest_event_time(events: Table) -> dt.datetime | None:
     datetime or None
         None when no event has a readable time (no event, or none that parses).
     """
-    return naive_utc(as_utc_timestamp(events.occurred_at).max().execute())
+    # held below Python's year 10000 (9999-12-31 with a negative offset is later in UTC): a
+    # time that late breaks validation's clock rule, which names the rows
+    time = as_utc_timestamp(events.occurred_at)
+    latest = ibis.ifelse(time > _LATEST_PYTHON_TIME, _LATEST_PYTHON_TIME, time)
+    return naive_utc(latest.max().execute())
+
+
+_LATEST_PYTHON_TIME = ibis.literal(dt.datetime(9999, 12, 31, 23, 59, 59), type=idt.Timestamp())

@@ -36,6 +36,7 @@ from features.values import engine_of, jsonable, naive_utc
 
 MAX_EXAMPLES = 5
 AS_OF_RULE = "events.occurred_at.as_of_derivable"
+CLOCK_SLACK = dt.timedelta(days=1)
 
 
 # What each column of the contract may hold in a typed source (a Parquet file, a DuckDB table);
@@ -395,6 +396,11 @@ def _empty(t: Table) -> Table:
     return counted.filter(counted.rows == 0)
 
 
+def clock_limit() -> dt.datetime:
+    """The latest believable time of an input, naive UTC: this machine's clock plus a day."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0) + CLOCK_SLACK
+
+
 def _ts_literal(value: dt.datetime) -> Value:
     return ibis.literal(value, type=idt.Timestamp())
 
@@ -555,6 +561,16 @@ def _rules(
         "no event occurs before its account's signup_at",
         ev_rows(joined.filter(joined._occurred < joined.signup_at), signup_at=joined.signup_at),
     )
+    if not explicit_as_of:
+        # the latest event becomes as_of: one event dated 2200 would move the run to 2200
+        limit = clock_limit()
+        add(
+            "events.occurred_at.not_in_future",
+            "as_of is not configured, so it is the latest event time: no event occurs later "
+            f"than this machine's clock allows ({limit.isoformat(timespec='seconds')} UTC, "
+            "now + 1 day; or configure data.as_of)",
+            ev_rows(e.filter(occurred > _ts_literal(limit))),
+        )
     if explicit_as_of and as_of is not None:
         add(
             "events.occurred_at.not_after_as_of",

@@ -143,8 +143,10 @@ def serve(
 ) -> None:
     """Serve the retrain and score deployments on their crons (schedule.retrain, schedule.score).
 
-    Uses the Prefect server at PREFECT_API_URL, or starts one on 127.0.0.1 for as long as it
-    serves. Stop with Ctrl-C.
+    Uses the Prefect server at PREFECT_API_URL (its credential is yours to set), or starts one
+    on 127.0.0.1 for as long as it serves, which requires the user:password credential written
+    to PREFECT_HOME/serve.auth (mode 0600). A flow run may only use this configuration and write
+    inside the output folder (--out, else the configuration's). Stop with Ctrl-C.
     """
     _start(quiet_runs=False)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -49,7 +50,15 @@ class DataConfig(_Model):
     @field_validator("as_of")
     @classmethod
     def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
-        return naive_utc(v)
+        v = naive_utc(v)
+        limit = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1)
+        if v is not None and v > limit:
+            raise ValueError(
+                f"{v.isoformat()} is in the future of this machine's clock (now "
+                f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC): as_of may be at most a day "
+                "ahead; scores can only be as of a time that has come"
+            )
+        return v
 
 
 class RetentionConfig(_Model):
@@ -90,6 +99,9 @@ class UtilizationConfig(_Model):
     threshold: float | None = Field(default=None, description="Pin the threshold.")
 
 
+_PLAIN_NAME = re.compile(r"[\w\-. ]+")
+
+
 class MaturityConfig(_Model):
     window_days: PosInt = 90
     min_categories: PosInt | None = Field(
@@ -100,6 +112,19 @@ class MaturityConfig(_Model):
     thresholds: dict[str, PosInt] = Field(
         default_factory=dict, description="Pin a category's threshold (distinct features)."
     )
+
+    @field_validator("categories")
+    @classmethod
+    def _plain_category_names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        # the names become MLflow parameter keys and column labels: plain words only
+        bad = [name for name in value if not _PLAIN_NAME.fullmatch(name)]
+        if bad:
+            shown = ", ".join(repr(name) for name in bad)
+            raise ValueError(
+                f"category names must be plain words (letters, digits, '_', '-', '.' and "
+                f"spaces), got {shown}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _known_categories(self) -> MaturityConfig:
@@ -375,6 +400,12 @@ def load_config(path: str | Path, **overrides: Any) -> Config:
         raise ConfigError(f"configuration file not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (an invalid byte at offset {exc.start}): save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

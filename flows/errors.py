@@ -47,3 +47,11 @@ class NoChampionError(MilestonesError, RuntimeError):
     """There is no champion model to score with (none yet, or one this version cannot read)."""
 
     exit_code = 1
+
+
+class LockedError(MilestonesError):
+    """Another process is writing the same output folder or history (exit status 1)."""
+
+
+class WriteError(MilestonesError, OSError):
+    """A file of a publication cannot be written (full disk, permissions); names the path."""

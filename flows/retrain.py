@@ -1,10 +1,12 @@
 """The retrain flow: validate -> features -> train -> thresholds -> score -> review -> publish.
 
 A thin Prefect flow: each task wraps one step of :mod:`flows.steps` and hands plain values on.
-Everything is written into a staging folder first; the MLflow run is logged from it, and only
-then is the folder renamed into place (all or nothing). The champion alias moves inside
-:func:`flows.store.tracking.log_run`, before the rename; the review reads the previous
-champion before that.
+Everything is written into a staging folder first (under ``<out>.lock``: one writer per
+folder). Then, in this order (:func:`publish_tracked`): the MLflow run is logged from the
+folder and its model registered; the history is recorded and the folder renamed into place
+(all or nothing), with the side file ``<out>.validation.json``; only then does the champion
+alias move and the run end FINISHED. A failure after logging marks the run FAILED and leaves
+the champion where it was.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.config import Config, load_config
 from flows.runtime import Stage
+from flows.served import check_served_run
 from flows.steps import inputs as inputs_step
 from flows.steps import review as review_step
 from flows.steps import score as score_step
 from flows.steps import tables as tables_step
 from flows.steps import train as train_step
 from flows.store import history, tracking
-from flows.store.publish import publish, staged
+from flows.store.publish import naming_path, publish, staged, write_text_atomic
 
 log = logging.getLogger("milestones")
 STAGES = 6
@@ -49,11 +52,29 @@ def publish_task(
 ) -> str:
     from flows.report.render import write_report
 
-    write_report(staging)
-    run_id = tracking.log_run(cfg, staging, trained, summary)
-    history.record(cfg.history_file(out), scores, run_id)
-    publish(staging, out)
-    return run_id
+    with naming_path(staging / "report.html"):
+        write_report(staging)
+    logged = tracking.log_run(cfg, staging, trained, summary)
+    return publish_tracked(cfg, staging, out, logged, scores)
+
+
+def publish_tracked(cfg: Config, staging: Path, out: Path, logged: dict, scores: Any) -> str:
+    """Record the history, publish the folder and its validation side file, then finish the
+    logged MLflow run (the champion moves now, when its gate passed); returns the run id.
+
+    On any failure the run is marked FAILED and the champion stays where it was.
+    """
+    hist = cfg.history_file(out)
+    try:
+        history.record(hist, scores, logged["run_id"], output=history.output_key(hist, out))
+        validation = (staging / "validation.json").read_text()
+        publish(staging, out)
+        write_text_atomic(inputs_step.validation_sidecar(out), validation)
+    except BaseException as exc:
+        tracking.fail_run(cfg, logged["run_id"], exc)
+        raise
+    tracking.finish_run(cfg, logged)
+    return logged["run_id"]
 
 
 def retrain(cfg: Config, out: str | Path | None = None) -> dict:
@@ -62,7 +83,7 @@ def retrain(cfg: Config, out: str | Path | None = None) -> dict:
     out_dir = Path(out).resolve() if out else cfg.out_dir
     with staged(out_dir) as staging:
         with Stage(1, STAGES, "validate the inputs") as st:
-            inputs = inputs_step.validate_and_record(cfg, out_dir, validate_task)
+            inputs = inputs_step.validate_and_record(cfg, out_dir, validate_task, publishing=True)
             st.note("all rules pass; as_of %s", inputs.as_of)
         with Stage(2, STAGES, "build the feature tables") as st:
             tables = features_task(cfg, inputs, st)
@@ -92,7 +113,10 @@ def retrain(cfg: Config, out: str | Path | None = None) -> dict:
                 cfg, tables, thresholds, models.predict_retention, inputs.as_of, models.explain
             )
             scores = score_step.with_account_columns(scores, tables.tenure, cfg.scores.columns)
-            scores = history.with_previous_stage(cfg.history_file(out_dir), scores, inputs.as_of)
+            hist = cfg.history_file(out_dir)
+            scores = history.with_previous_stage(
+                hist, scores, inputs.as_of, history.output_key(hist, out_dir)
+            )
             st.note(
                 "%d accounts scored; stages: %s",
                 len(scores),
@@ -100,16 +124,17 @@ def retrain(cfg: Config, out: str | Path | None = None) -> dict:
             )
         with Stage(6, STAGES, "publish and track") as st:
             summary = score_step.run_summary(cfg, inputs, tables, trained, scores)
-            score_step.write_outputs(
-                staging,
-                thresholds=thresholds,
-                importance=trained["importance"],
-                scores=scores,
-                validation=inputs.validation,
-                summary=summary,
-                calibration=trained["calibration"],
-            )
-            review_task(cfg, staging, tables, inputs.as_of)  # before log_run moves the champion
+            with naming_path(staging):
+                score_step.write_outputs(
+                    staging,
+                    thresholds=thresholds,
+                    importance=trained["importance"],
+                    scores=scores,
+                    validation=inputs.validation,
+                    summary=summary,
+                    calibration=trained["calibration"],
+                )
+            review_task(cfg, staging, tables, inputs.as_of)  # against the champion before it
             run_id = publish_task(cfg, staging, out_dir, trained, summary, scores)
             st.note("MLflow run %s", run_id)
     log.info("done in %.1f s", time.perf_counter() - started)
@@ -142,6 +167,7 @@ def retrain_flow(
     as_of : str, optional
         Overrides ``data.as_of``.
     """
+    check_served_run(config, out)  # a served run keeps to its config and output folder
     if not isinstance(config, Config):
         config = load_config(config, engine=engine, **{"data.as_of": as_of})
     return retrain(config, out)

@@ -58,6 +58,79 @@ def configure_environment(quiet_runs: bool = True) -> None:
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    start_watchdog()
+
+
+#: the watchdog's program (``python -I -S -c``, standard library only): it records every
+#: descendant of the process it watches and, once that process is gone (ended normally or
+#: killed with ``kill -9``), stops those still alive: SIGTERM, then SIGKILL after 3 s. A pid is
+#: signalled only while its start time is the one recorded (never a reused pid).
+_WATCHDOG = r"""
+import os, signal, sys, time
+parent, me, seen = int(sys.argv[1]), os.getpid(), {}
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the command; we clean up after it
+def started(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+def children(pid):
+    found = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                found += [int(c) for c in fh.read().split()]
+    except OSError:
+        pass
+    return found
+def scan():
+    stack = [parent]
+    while stack:
+        for child in children(stack.pop()):
+            if child != me:
+                if child not in seen:
+                    seen[child] = started(child)
+                stack.append(child)
+def alive():
+    return [p for p, t in seen.items() if t is not None and started(p) == t]
+while os.getppid() == parent:
+    scan()
+    time.sleep(0.2)
+for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 1.0)):
+    for pid in alive():
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    end = time.monotonic() + wait
+    while alive() and time.monotonic() < end:
+        time.sleep(0.05)
+"""
+_watchdog: dict[int, object] = {}
+
+
+def start_watchdog() -> None:
+    """Start, once per process, a small watchdog that stops this process's descendants when
+    it ends, however it ends.
+
+    Prefect's temporary API server (started by the first flow call when ``PREFECT_API_URL`` is
+    unset) and ``serve``'s own ``prefect server start`` are children of the command: a
+    ``kill -9`` of the command would leave them running (about 200 MB each). A watchdog
+    process sees every descendant, not only the servers, and needs no change to how Prefect
+    starts them. Linux only (it reads ``/proc``); elsewhere nothing is started.
+    """
+    import subprocess
+
+    if os.getpid() in _watchdog or not Path("/proc/self/task").is_dir():
+        return
+    _watchdog[os.getpid()] = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(os.getpid())],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+    )
 
 
 def setup_logging(verbose: bool = False, quiet_runs: bool = True) -> None:

@@ -1,7 +1,9 @@
 """The score flow: score live accounts with the champion's thresholds and model, no training.
 
 champion -> validate -> features (tenure and ``as_of`` rows only) -> score -> publish. A thin
-Prefect flow over the steps of :mod:`flows.steps`, publishing atomically like the retrain flow.
+Prefect flow over the steps of :mod:`flows.steps`, publishing atomically like the retrain flow
+(one writer per folder; the MLflow run ends FINISHED only once the folder is published, else
+FAILED: :func:`flows.retrain.publish_tracked`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.config import Config, load_config
+from flows.retrain import publish_tracked
 from flows.runtime import Stage
+from flows.served import check_served_run
 from flows.steps import inputs as inputs_step
 from flows.steps import score as score_step
 from flows.steps import tables as tables_step
 from flows.store import history, tracking
-from flows.store.publish import publish, read_importance, staged
+from flows.store.publish import naming_path, read_importance, staged
 
 log = logging.getLogger("milestones")
 STAGES = 5
@@ -69,7 +73,7 @@ def score(cfg: Config, out: str | Path | None = None) -> dict:
             thresholds = json.loads((staging / "thresholds.json").read_text())
             log.info("      model version %s from run %s", best["version"], best["run_id"])
         with Stage(2, STAGES, "validate the inputs"):
-            inputs = inputs_step.validate_and_record(cfg, out_dir, validate_task)
+            inputs = inputs_step.validate_and_record(cfg, out_dir, validate_task, publishing=True)
         with Stage(3, STAGES, "build the rows at as_of") as st:
             tables = features_task(cfg, inputs)
             st.note("%d live accounts at %s", len(tables.current), inputs.as_of)
@@ -77,7 +81,10 @@ def score(cfg: Config, out: str | Path | None = None) -> dict:
             predict, explain = champion_callables(best["model"])
             scores = score_task(cfg, tables, thresholds, predict, inputs.as_of, explain)
             scores = score_step.with_account_columns(scores, tables.tenure, cfg.scores.columns)
-            scores = history.with_previous_stage(cfg.history_file(out_dir), scores, inputs.as_of)
+            hist = cfg.history_file(out_dir)
+            scores = history.with_previous_stage(
+                hist, scores, inputs.as_of, history.output_key(hist, out_dir)
+            )
             st.note(
                 "%d accounts scored; stages: %s",
                 len(scores),
@@ -96,17 +103,17 @@ def score(cfg: Config, out: str | Path | None = None) -> dict:
             importance = read_importance(staging)
             if importance is None:
                 importance = pd.DataFrame()
-            score_step.write_outputs(
-                staging,
-                thresholds=thresholds,
-                importance=importance,
-                scores=scores,
-                validation=inputs.validation,
-                summary=summary,
-            )
-            run_id = tracking.log_score_run(cfg, staging, summary)
-            history.record(cfg.history_file(out_dir), scores, run_id)
-            publish(staging, out_dir)
+            with naming_path(staging):
+                score_step.write_outputs(
+                    staging,
+                    thresholds=thresholds,
+                    importance=importance,
+                    scores=scores,
+                    validation=inputs.validation,
+                    summary=summary,
+                )
+            logged = tracking.log_score_run(cfg, staging, summary)
+            run_id = publish_tracked(cfg, staging, out_dir, logged, scores)
     log.info("done in %.1f s", time.perf_counter() - started)
     return {"out": str(out_dir), "scores": str(out_dir / "scores.csv"), "run_id": run_id}
 
@@ -124,6 +131,7 @@ def score_flow(
     importance.csv and report.html beside them) atomically, and appends to the history.
     ``config`` is the YAML file's path (a deployment) or an already loaded configuration.
     """
+    check_served_run(config, out)  # a served run keeps to its config and output folder
     if not isinstance(config, Config):
         config = load_config(config, engine=engine, **{"data.as_of": as_of})
     return score(config, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ def pytest_configure(config):
     os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    # crash logs of tests go to a temporary folder, never into the checkout
+    os.environ.setdefault("MILESTONES_LOG_DIR", tempfile.mkdtemp(prefix="milestones-test-logs-"))
 
 
 @pytest.fixture(scope="session")

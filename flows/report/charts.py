@@ -46,6 +46,10 @@ def _plt():
             "axes.titlesize": 10,
             "axes.titleweight": "bold",
             "axes.titlelocation": "left",
+            # names come from the data (events, categories): an event named `$\foo$` is
+            # drawn as spelt, never parsed as mathtext (which raised and failed the run)
+            "text.parse_math": False,
+            "text.usetex": False,
         }
     )
     return plt

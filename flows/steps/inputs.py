@@ -85,13 +85,24 @@ def check_score_columns(configured: list[str], accounts_columns: list[str]) -> N
         )
 
 
-def validate_and_record(cfg: Config, out_dir: Path, validate: Any = open_inputs) -> Inputs:
-    """Validate the inputs and keep the result beside the output folder, pass or fail."""
+def validate_and_record(
+    cfg: Config, out_dir: Path, validate: Any = open_inputs, publishing: bool = False
+) -> Inputs:
+    """Validate the inputs and keep the result beside the output folder.
+
+    ``<out>.validation.json`` always describes the validation that last decided what ``out``
+    holds: inputs that break a rule write it (the run stops there, exit 2, and the side file
+    says why ``out`` was kept); ``milestones validate`` writes it, pass or fail. A run or
+    scoring that passes (``publishing``) leaves it alone here: its result is written at
+    publication, next to the folder it describes, so a run that passes validation but never
+    publishes (a later failure, a kill) never rewrites it.
+    """
     target = validation_sidecar(out_dir)
     try:
         inputs = validate(cfg)
     except InvalidInputError as exc:
         write_text_atomic(target, json.dumps(exc.details, indent=2, default=str))
         raise
-    write_text_atomic(target, json.dumps(inputs.validation, indent=2, default=str))
+    if not publishing:
+        write_text_atomic(target, json.dumps(inputs.validation, indent=2, default=str))
     return inputs

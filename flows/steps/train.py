@@ -27,6 +27,7 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
     from models.splits import held_out_rows, out_of_time_split, stratified_sample
     from models.training import RetentionModels
 
+    check_trainable(cfg, tables)
     train_rows, test = out_of_time_split(
         tables.snapshots,
         test_snapshots=cfg.models.test_snapshots,
@@ -39,6 +40,7 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
             f"newest {cfg.models.test_snapshots} labelled month ends (check retention.horizon_days "
             "against the data period)"
         )
+    _need_both_outcomes(train_rows, "the training snapshots (older labelled month ends)")
     sample = stratified_sample(train_rows, cfg.models.row_budget, random_state=cfg.seed)
     categories = dict(cfg.milestones.maturity.categories) if cfg.models.breadth else None
     models = RetentionModels(
@@ -79,9 +81,76 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
     }
 
 
+def _labelled(frame: pd.DataFrame, flag_column: str, known_when: bool) -> pd.DataFrame:
+    if frame.empty or "retained" not in frame.columns:
+        return frame.iloc[0:0]
+    keep = frame["retained"].notna()
+    if flag_column in frame.columns:
+        keep &= frame[flag_column].fillna(not known_when).astype(bool) == known_when
+    return frame[keep]
+
+
+def _need_both_outcomes(rows: pd.DataFrame, what: str) -> None:
+    """Both a retained and a churned row among ``rows``; else an error that counts them."""
+    retained = int((rows["retained"].astype(float) == 1).sum()) if len(rows) else 0
+    churned = len(rows) - retained
+    if retained and churned:
+        return
+    missing = "churned" if not churned else "retained"
+    raise InvalidInputError(
+        f"cannot learn retention: {what} hold {len(rows):,} labelled rows, {churned:,} of "
+        f"accounts that churned within retention.horizon_days and {retained:,} of accounts "
+        f"that stayed; need at least one of each (no {missing} account). Check "
+        "accounts.churned_at (null means still a customer) and the data period."
+    )
+
+
+def _history_days(tables: FeatureTables) -> int | None:
+    try:
+        start, end = (pd.Timestamp(v) for v in tables.period)
+    except (TypeError, ValueError):
+        return None
+    return int((end - start).days)
+
+
+def check_trainable(cfg: Config, tables: FeatureTables) -> None:
+    """Enough labelled history, and churners among it, to train and to test; else explain.
+
+    Raises
+    ------
+    InvalidInputError
+        With the counts: labelled month ends against ``models.test_snapshots``, the history
+        length against ``retention.horizon_days``; or the churned and retained rows.
+    """
+    horizon = cfg.retention.horizon_days
+    need = cfg.models.test_snapshots
+    labelled = _labelled(tables.snapshots, "censored", known_when=False)
+    dates = labelled["snapshot_date"].nunique() if len(labelled) else 0
+    if dates <= need:
+        days = _history_days(tables)
+        history = (
+            f"the history runs {tables.period[0]} to {tables.period[1]} ({days:,} days) "
+            if days is not None
+            else ""
+        )
+        raise InvalidInputError(
+            f"not enough labelled history to train: {dates} month end(s) are at least "
+            f"retention.horizon_days={horizon} days before as_of, need more than "
+            f"models.test_snapshots={need} ({need} to test, the older ones to train); "
+            f"{history}and a month end's retention is known only {horizon} days after it. "
+            "Provide a longer history, or lower retention.horizon_days or models.test_snapshots."
+        )
+    _need_both_outcomes(labelled, "the labelled snapshots (month ends past the horizon)")
+
+
 def derive(cfg: Config, tables: FeatureTables) -> dict:
     """The four milestone thresholds, each with its interval and evidence."""
     from models.thresholds import derive_thresholds
+
+    _need_both_outcomes(
+        _labelled(tables.tenure, "labelled", known_when=True),
+        "the labelled accounts (activation window closed, horizon passed)",
+    )
 
     m = cfg.milestones
     return derive_thresholds(

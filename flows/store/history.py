@@ -1,7 +1,15 @@
-"""The score history: a DuckDB table ``milestone_scores`` keyed by (account, as_of, run id).
+"""The score history: a DuckDB table ``milestone_scores`` keyed by (output, account, as_of).
 
-Every publication appends its scores; re-publishing an ``as_of`` replaces that date's rows
-(in one transaction) instead of duplicating them. Each row carries the account's stage at the
+``output`` names the output folder a row was published to (:func:`output_key`: its path
+relative to the history file's folder), so that several output folders can share one history
+file: each reads and replaces only its own rows. Rows written before the key existed hold
+null there and belong to no output folder.
+
+Every publication appends its scores; re-publishing an ``as_of`` to the same output folder
+replaces that date's rows (in one transaction) instead of duplicating them. One writer at a
+time: :func:`record` holds ``<history>.lock``; a file that another process holds open (the
+lock, or DuckDB's own file lock) fails at once with a :class:`~flows.errors.LockedError`
+naming it. Each row carries the account's stage at the
 previous publication (its newest row with an earlier ``as_of``) and its ``movement`` since:
 ``up``, ``down``, ``same``, or ``new`` (no earlier row). Re-publishing a date (a backfill, a
 corrected run) recomputes both for the later rows, so the history always reads as one chain.
@@ -15,11 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from flows.errors import LockedError
+from flows.store.publish import locked, naming_path
 from models.scoring import STAGES
 
 TABLE = "milestone_scores"
@@ -35,6 +46,7 @@ CORE_TYPES = {
     "retention_probability": "DOUBLE",
     "run_id": "VARCHAR",
     "published_at": "TIMESTAMP",
+    "output": "VARCHAR",
 }
 #: what ``milestones history`` shows of each publication, in this order
 SHOWN = (
@@ -48,11 +60,31 @@ SHOWN = (
 )
 
 
+def output_key(history_file: Path, out: Path) -> str:
+    """The ``output`` key of an output folder: its path relative to the history file's
+    folder (``out`` for the default history beside it), with ``/`` separators."""
+    rel = os.path.relpath(Path(out).resolve(), Path(history_file).resolve().parent)
+    return Path(rel).as_posix()
+
+
 def _connect(path: Path, read_only: bool = False):
     if read_only and not Path(path).exists():
         return None
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(str(path), read_only=read_only)
+    with naming_path(path, "open the score history"):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        raise LockedError(
+            f"the score history {path} is held open by another process: {exc}"
+        ) from None
+
+
+def _same_output(output: str | None) -> tuple[str, list]:
+    """A SQL condition (and its parameter) selecting the rows of one output folder."""
+    return "output IS NOT DISTINCT FROM ?", [output]
 
 
 def _ident(name: str) -> str:
@@ -76,18 +108,24 @@ def _untyped(kind: str) -> bool:
     return kind.strip('"').upper() == "NULL"
 
 
-def with_previous_stage(path: Path, scores: pd.DataFrame, as_of: dt.datetime) -> pd.DataFrame:
-    """Add ``previous_stage`` and ``movement`` (up, down, same, new) from the history."""
+def with_previous_stage(
+    path: Path, scores: pd.DataFrame, as_of: dt.datetime, output: str | None = None
+) -> pd.DataFrame:
+    """Add ``previous_stage`` and ``movement`` (up, down, same, new) from the history rows
+    of the output folder ``output`` (see :func:`output_key`)."""
     out = scores.copy()
     previous = pd.Series(dtype=object)
     con = _connect(path, read_only=True)
     if con is not None:
         try:
             if _has_table(con):
+                scope, params = (
+                    _same_output(output) if "output" in _types(con, TABLE) else ("TRUE", [])
+                )
                 prev = con.execute(
                     f"SELECT account_id, arg_max(stage, as_of) AS stage FROM {TABLE} "
-                    "WHERE as_of < ? GROUP BY account_id",
-                    [pd.Timestamp(as_of).date()],
+                    f"WHERE as_of < ? AND {scope} GROUP BY account_id",
+                    [pd.Timestamp(as_of).date(), *params],
                 ).df()
                 previous = prev.set_index("account_id")["stage"]
         finally:
@@ -122,8 +160,9 @@ def _ensure_table(con, incoming: dict[str, str]) -> dict[str, str]:
     return _types(con, TABLE)
 
 
-def _rechain(con, after: dt.date) -> None:
-    """Recompute ``previous_stage`` and ``movement`` of the rows published after ``after``."""
+def _rechain(con, after: dt.date, output: str | None) -> None:
+    """Recompute ``previous_stage`` and ``movement`` of the output folder's rows published
+    after ``after``."""
     con.execute(
         f"""
         UPDATE {TABLE} AS t SET previous_stage = p.prev,
@@ -133,41 +172,58 @@ def _rechain(con, after: dt.date) -> None:
                 WHEN list_position($stages, t.stage) < list_position($stages, p.prev) THEN 'down'
                 ELSE 'same' END
         FROM (
-            SELECT account_id, as_of,
-                lag(stage) OVER (PARTITION BY account_id ORDER BY as_of) AS prev
+            SELECT output, account_id, as_of,
+                lag(stage) OVER (PARTITION BY output, account_id ORDER BY as_of) AS prev
             FROM {TABLE}
         ) AS p
         WHERE t.account_id = p.account_id AND t.as_of = p.as_of AND t.as_of > $after
+            AND t.output IS NOT DISTINCT FROM p.output
+            AND t.output IS NOT DISTINCT FROM $output
         """,
-        {"stages": list(STAGES), "after": after},
+        {"stages": list(STAGES), "after": after, "output": output},
     )
 
 
-def record(path: Path, scores: pd.DataFrame, run_id: str) -> int:
-    """Append one publication; rows of the same ``as_of`` are replaced. Returns rows written.
+def record(path: Path, scores: pd.DataFrame, run_id: str, output: str | None = None) -> int:
+    """Append one publication to the output folder ``output`` (see :func:`output_key`); its
+    rows of the same ``as_of`` are replaced. Returns rows written.
 
     Later publications' ``previous_stage`` and ``movement`` are recomputed when an earlier
-    date is re-published. All in one transaction.
+    date is re-published. All in one transaction, under ``<history>.lock``.
+
+    Raises
+    ------
+    LockedError
+        When another process writes the history (or holds the file open).
+    WriteError
+        When the file cannot be written (full disk, permissions), naming it.
     """
     frame = scores.copy()
     frame["account_id"] = frame["account_id"].astype(str)
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
     frame["run_id"] = run_id
     frame["published_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    frame["output"] = pd.Series([output] * len(frame), index=frame.index, dtype=object)
+    with locked(Path(path), "the score history"), naming_path(path):
+        return _record(path, frame, output)
+
+
+def _record(path: Path, frame: pd.DataFrame, output: str | None) -> int:
     as_of_values = sorted(set(frame["as_of"]))
     con = _connect(path)
     try:
         con.register("incoming", frame)
         con.execute("BEGIN TRANSACTION")
         types = _ensure_table(con, _types(con, "incoming"))
+        scope, params = _same_output(output)
         for day in as_of_values:
-            con.execute(f"DELETE FROM {TABLE} WHERE as_of = ?", [day])
+            con.execute(f"DELETE FROM {TABLE} WHERE as_of = ? AND {scope}", [day, *params])
         shared = [c for c in frame.columns if c in types]
         names = ", ".join(_ident(c) for c in shared)
         values = ", ".join(f"CAST({_ident(c)} AS {types[c]})" for c in shared)
         con.execute(f"INSERT INTO {TABLE} ({names}) SELECT {values} FROM incoming")
         if {"stage", "previous_stage", "movement"} <= set(types) and as_of_values:
-            _rechain(con, as_of_values[0])
+            _rechain(con, as_of_values[0], output)
         con.execute("COMMIT")
         con.unregister("incoming")
     except BaseException:
@@ -179,9 +235,12 @@ def record(path: Path, scores: pd.DataFrame, run_id: str) -> int:
     return len(frame)
 
 
-def account_history(path: Path, account_id: str) -> pd.DataFrame | None:
+def account_history(path: Path, account_id: str, output: str | None = None) -> pd.DataFrame | None:
     """One account's publications, newest first (the columns of :data:`SHOWN` the history
-    has, a missing one as null); None when there is no history file or table at all."""
+    has, a missing one as null); None when there is no history file or table at all.
+
+    ``output`` (see :func:`output_key`) keeps the rows of one output folder; None keeps all.
+    """
     con = _connect(path, read_only=True)
     if con is None:
         return None
@@ -191,9 +250,12 @@ def account_history(path: Path, account_id: str) -> pd.DataFrame | None:
         present = _types(con, TABLE)
         cols = ", ".join(_ident(c) if c in present else f"NULL AS {_ident(c)}" for c in SHOWN)
         order = "as_of DESC" + (", published_at DESC" if "published_at" in present else "")
+        scope, params = ("TRUE", [])
+        if output is not None and "output" in present:
+            scope, params = _same_output(output)
         return con.execute(
-            f"SELECT {cols} FROM {TABLE} WHERE account_id = ? ORDER BY {order}",
-            [str(account_id)],
+            f"SELECT {cols} FROM {TABLE} WHERE account_id = ? AND {scope} ORDER BY {order}",
+            [str(account_id), *params],
         ).df()
     finally:
         con.close()

@@ -1,6 +1,11 @@
 """MLflow tracking: every run logs its configuration, a fingerprint of the input data, metrics,
 the published files and the models; the gradient-boosted model is registered and the alias
-``champion`` moves to it only when it passes the promotion gates.
+``champion`` moves to it only when it passes the promotion gates, and only after the output
+folder and the history are published (:func:`log_run`, then :func:`finish_run` or
+:func:`fail_run`). A run records the process that logs it (tags ``milestones.pid`` and
+``milestones.host``); a run left RUNNING by a process that is gone is marked FAILED at the
+next run (:func:`fail_orphaned_runs`). Paths of the configuration are logged relative to the
+configuration's folder, never as machine paths (:func:`portable_config`).
 
 The registered model runs outside this repository: a models-from-code pyfunc
 (:mod:`flows.store.retention_pyfunc`) with the ``models`` and ``features`` packages as its code,
@@ -14,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -154,69 +161,184 @@ def _other_format(champ: dict | None) -> str | None:
     )
 
 
-def log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
-    """Log one pipeline run; register the model and decide the champion."""
+def log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> dict:
+    """Log one pipeline run and register its model; decide the promotion, move nothing.
+
+    Returns ``{"run_id", "gate"}``; the MLflow run stays RUNNING until :func:`finish_run`
+    (after publication: moves the alias when the gate passed) or :func:`fail_run`. A failure
+    while logging marks the run FAILED.
+    """
     import warnings
 
-    with warnings.catch_warnings():
-        # MLflow warns about integer columns in signatures: not actionable for a user.
-        warnings.simplefilter("ignore")
-        return _log_run(cfg, staging, trained, summary)
-
-
-def _log_run(cfg: Config, staging: Path, trained: dict, summary: dict) -> str:
     _mlflow(cfg)
+    fail_orphaned_runs(cfg)
+    run = mlflow.start_run(run_name=f"pipeline {summary['as_of'][:10]}", tags=_owner_tags())
+    try:
+        with warnings.catch_warnings():
+            # MLflow warns about integer columns in signatures: not actionable for a user.
+            warnings.simplefilter("ignore")
+            gate = _log_run(cfg, staging, trained, summary, run.info.run_id)
+    except BaseException as exc:
+        fail_run(cfg, run.info.run_id, exc)
+        raise
+    return {"run_id": run.info.run_id, "gate": gate}
+
+
+def _owner_tags() -> dict[str, str]:
+    return {"milestones.pid": str(os.getpid()), "milestones.host": socket.gethostname()}
+
+
+def _process_gone(pid: str | None) -> bool:
+    if not (pid or "").isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def fail_orphaned_runs(cfg: Config) -> list[str]:
+    """Mark FAILED the runs of the experiment left RUNNING by a process of this host that is
+    gone (a killed run); returns their ids. Runs of other hosts are left as they are."""
+    client = mlflow.MlflowClient()
+    exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+    if exp is None:
+        return []
+    host = socket.gethostname()
+    failed = []
+    for run in client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        pid = tags.get("milestones.pid")
+        if tags.get("milestones.host") != host or pid == str(os.getpid()):
+            continue
+        if _process_gone(pid):
+            client.set_tag(
+                run.info.run_id, "failure", f"process {pid} on {host} ended during the run"
+            )
+            client.set_terminated(run.info.run_id, "FAILED")
+            failed.append(run.info.run_id)
+    if failed:
+        log.info("      marked %d orphaned MLflow run(s) FAILED: %s", len(failed), failed)
+    return failed
+
+
+def fail_run(cfg: Config, run_id: str, exc: BaseException | None = None) -> None:
+    """Mark the run FAILED (with the error in the tag ``failure``); the champion stays."""
+    client = mlflow.MlflowClient(tracking_uri=cfg.tracking.tracking_uri)
+    try:
+        if exc is not None:
+            client.set_tag(run_id, "failure", f"{type(exc).__name__}: {exc}"[:_TAG_LIMIT])
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == run_id:
+            mlflow.end_run("FAILED")
+        else:
+            client.set_terminated(run_id, "FAILED")
+    except Exception as err:  # noqa: BLE001 - the original error is the one to report
+        log.warning("      could not mark MLflow run %s FAILED: %s", run_id, err)
+
+
+def finish_run(cfg: Config, logged: dict) -> None:
+    """After publication: move ``champion`` when the gate passed; end the run FINISHED."""
+    gate = logged["gate"]
+    if gate["decision"] == "promoted":
+        mlflow.MlflowClient().set_registered_model_alias(
+            cfg.tracking.model_name, CHAMPION, gate["version"]
+        )
+    _end(logged["run_id"])
+
+
+def _end(run_id: str) -> None:
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        mlflow.end_run("FINISHED")
+    else:
+        mlflow.MlflowClient().set_terminated(run_id, "FINISHED")
+
+
+def portable_config(cfg: Config) -> dict:
+    """The configuration as logged: every file path relative to the configuration's folder
+    (a path outside it keeps its file name only), so no machine path reaches MLflow."""
+    data = json.loads(cfg.model_dump_json(exclude={"base_dir", "source"}))
+    base = Path(cfg.base_dir).resolve()
+
+    def portable(value: str | None) -> str | None:
+        if not value:
+            return value
+        p = Path(value)
+        if not p.is_absolute():
+            return value
+        try:
+            return p.resolve().relative_to(base).as_posix()
+        except ValueError:
+            return p.name
+
+    for key in ("accounts", "events", "database"):
+        if isinstance(data.get("data", {}).get(key), str):
+            data["data"][key] = portable(data["data"][key])
+    for key in ("out", "history"):
+        if isinstance(data.get(key), str):
+            data[key] = portable(data[key])
+    uri = data.get("tracking", {}).get("tracking_uri")
+    if isinstance(uri, str) and uri.startswith("sqlite:///"):
+        data["tracking"]["tracking_uri"] = "sqlite:///" + portable(uri[len("sqlite:///") :])
+    return data
+
+
+def _log_run(cfg: Config, staging: Path, trained: dict, summary: dict, run_id: str) -> dict:
     metrics = trained["metrics"]
     thresholds = json.loads((staging / "thresholds.json").read_text())
-    with mlflow.start_run(run_name=f"pipeline {summary['as_of'][:10]}") as run:
-        params: dict[str, Any] = {}
-        _flatten("", json.loads(cfg.model_dump_json(exclude={"base_dir"})), params)
-        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-        mlflow.log_dict(json.loads(cfg.model_dump_json(exclude={"base_dir"})), "config.json")
-        fingerprint = data_fingerprint(cfg)
-        mlflow.set_tags(
-            {
-                "data_fingerprint": fingerprint,
-                "as_of": summary["as_of"],
-                "engine": cfg.engine,
-                "validation": "passed",
-                "model_format": MODEL_FORMAT,
-            }
-        )
-        if (staging / "review.json").is_file():
-            mlflow.set_tags(review_tags(json.loads((staging / "review.json").read_text())))
-        from models.training import flatten_metrics
+    params: dict[str, Any] = {}
+    logged_config = portable_config(cfg)
+    _flatten("", logged_config, params)
+    mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+    mlflow.log_dict(logged_config, "config.json")
+    fingerprint = data_fingerprint(cfg)
+    mlflow.set_tags(
+        {
+            "data_fingerprint": fingerprint,
+            "as_of": summary["as_of"],
+            "engine": cfg.engine,
+            "validation": "passed",
+            "model_format": MODEL_FORMAT,
+        }
+    )
+    if (staging / "review.json").is_file():
+        mlflow.set_tags(review_tags(json.loads((staging / "review.json").read_text())))
+    from models.training import flatten_metrics
 
-        flat = flatten_metrics(metrics)
-        for name in ("setup", "activation", "utilization", "maturity"):
-            t = thresholds[name].get("threshold")
-            if isinstance(t, (int, float)):
-                flat[f"threshold_{name}"] = float(t)
-        for cat, block in thresholds["maturity"]["categories"].items():
-            if isinstance(block.get("threshold"), (int, float)):
-                flat[f"threshold_maturity_{cat}"] = float(block["threshold"])
-        flat.update(
-            {
-                "accounts": summary["accounts"],
-                "events": summary["events"],
-                "live_accounts": summary["live_accounts"],
-            }
-        )
-        mlflow.log_metrics(flat)
-        mlflow.log_artifacts(str(staging))
+    flat = flatten_metrics(metrics)
+    for name in ("setup", "activation", "utilization", "maturity"):
+        t = thresholds[name].get("threshold")
+        if isinstance(t, (int, float)):
+            flat[f"threshold_{name}"] = float(t)
+    for cat, block in thresholds["maturity"]["categories"].items():
+        if isinstance(block.get("threshold"), (int, float)):
+            flat[f"threshold_maturity_{cat}"] = float(block["threshold"])
+    flat.update(
+        {
+            "accounts": summary["accounts"],
+            "events": summary["events"],
+            "live_accounts": summary["live_accounts"],
+        }
+    )
+    mlflow.log_metrics(flat)
+    mlflow.log_artifacts(str(staging))
 
-        example = trained.get("example")
-        info = _log_models(trained["models"], pd.DataFrame() if example is None else example)
-        gate = _promote(cfg, info.model_uri, flat.get("gbm_roc_auc"), run.info.run_id)
-        mlflow.set_tags({"promotion": gate["decision"], "promotion_reason": gate["reason"]})
-        (staging / "promotion.json").write_text(json.dumps(gate, indent=2) + "\n")
-        mlflow.log_artifact(str(staging / "promotion.json"))
-        return run.info.run_id
+    example = trained.get("example")
+    info = _log_models(trained["models"], pd.DataFrame() if example is None else example)
+    gate = _promote(cfg, info.model_uri, flat.get("gbm_roc_auc"), run_id)
+    mlflow.set_tags({"promotion": gate["decision"], "promotion_reason": gate["reason"]})
+    (staging / "promotion.json").write_text(json.dumps(gate, indent=2) + "\n")
+    mlflow.log_artifact(str(staging / "promotion.json"))
+    return gate
 
 
 def _promote(cfg: Config, model_uri: str, auc: float | None, run_id: str) -> dict:
-    """Register the model; move ``champion`` only when the gates pass."""
-    client = mlflow.MlflowClient()
+    """Register the model; decide whether ``champion`` moves to it (:func:`finish_run` moves
+    it, after publication)."""
     previous = current_champion(cfg)
     mv = mlflow.register_model(model_uri, cfg.tracking.model_name)
     margin = cfg.tracking.promotion_margin
@@ -242,8 +364,6 @@ def _promote(cfg: Config, model_uri: str, auc: float | None, run_id: str) -> dic
                 f"test AUC {auc:.4f} vs champion {previous['gbm_roc_auc']:.4f} (margin {margin})"
             ),
         )
-    if gate["decision"] == "promoted":
-        client.set_registered_model_alias(cfg.tracking.model_name, CHAMPION, mv.version)
     log.info(
         "      model version %s %s: %s",
         mv.version,
@@ -289,10 +409,13 @@ def champion(cfg: Config, dest: Path) -> dict:
     return info
 
 
-def log_score_run(cfg: Config, staging: Path, summary: dict) -> str:
-    """A light MLflow run for a scoring publication (no training)."""
+def log_score_run(cfg: Config, staging: Path, summary: dict) -> dict:
+    """A light MLflow run for a scoring publication (no training); left RUNNING until
+    :func:`finish_run` or :func:`fail_run`. Returns ``{"run_id", "gate"}`` (no promotion)."""
     _mlflow(cfg)
-    with mlflow.start_run(run_name=f"score {summary['as_of'][:10]}") as run:
+    fail_orphaned_runs(cfg)
+    run = mlflow.start_run(run_name=f"score {summary['as_of'][:10]}", tags=_owner_tags())
+    try:
         mlflow.set_tags(
             {
                 "kind": "score",
@@ -304,7 +427,10 @@ def log_score_run(cfg: Config, staging: Path, summary: dict) -> str:
         )
         mlflow.log_metrics({"live_accounts": summary["live_accounts"], "events": summary["events"]})
         mlflow.log_artifacts(str(staging))
-        return run.info.run_id
+    except BaseException as exc:
+        fail_run(cfg, run.info.run_id, exc)
+        raise
+    return {"run_id": run.info.run_id, "gate": {"decision": "scoring"}}
 
 
 def download_run_files(

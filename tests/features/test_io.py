@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from features import io
 from features.values import engine_of
@@ -60,3 +62,79 @@ def test_a_database_path_is_a_value_not_sql(tmp_path, monkeypatch):
     table = io.read_source(con, io.Source("accounts", str(db)), "accounts")
     assert table.to_pandas()["account_id"].tolist() == ["a1"]
     assert not stolen.exists()
+
+
+def _written(path, content: bytes):
+    path.write_bytes(content)
+    return path
+
+
+def test_file_problems_are_named_before_the_engine_reads(tmp_path):
+    """The engine's own messages (SQL, the CSV sniffer's settings) never reach the user."""
+    text = b"account_id,event,occurred_at\na,login,2025-03-01\n"
+    parquet = tmp_path / "real.parquet"
+    pq.write_table(pa.table({"account_id": ["a"]}), parquet)
+    folder = tmp_path / "empty_folder"
+    folder.mkdir()
+    cases = [
+        (_written(tmp_path / "zero.parquet", b""), "is empty (0 bytes)"),
+        (_written(tmp_path / "text.parquet", text), "is not a Parquet file"),
+        (_written(tmp_path / "binary.csv", parquet.read_bytes()), "is a Parquet file, not CSV"),
+        (folder, "holds no .parquet file"),
+        (_written(tmp_path / "latin.csv", "a,caf\xe9\n1,2\n".encode("latin-1")), "not UTF-8"),
+        (_written(tmp_path / "data.txt", text), "cannot tell the format"),
+    ]
+    con = io.connect()
+    for path, words in cases:
+        with pytest.raises(ValueError) as info:
+            io.read_source(con, io.Source(str(path)), "events")
+        message = str(info.value)
+        assert message.startswith("data.events: ") and str(path) in message, message
+        assert words in message and "LINE 1" not in message, message
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_duplicate_column_names_are_refused(tmp_path, fmt):
+    path = tmp_path / f"accounts.{fmt}"
+    if fmt == "csv":
+        path.write_text("account_id;seats;seats;plan;plan\na;1;2;x;y\n")  # any delimiter
+    else:
+        columns = [pa.array(["a"]), pa.array([1]), pa.array([2])]
+        pq.write_table(pa.Table.from_arrays(columns, names=["account_id", "seats", "seats"]), path)
+    with pytest.raises(ValueError, match="duplicate column names: 'seats' \\(2 times\\)"):
+        io.read_source(io.connect(), io.Source(str(path)), "accounts")
+
+
+def test_parquet_files_of_one_folder_must_agree(tmp_path):
+    """Today DuckDB reads the first file's schema and fails at the first query (exit 1)."""
+    folder = tmp_path / "events"
+    folder.mkdir()
+    pq.write_table(pa.table({"account_id": ["a"], "quantity": [1]}), folder / "a.parquet")
+    pq.write_table(pa.table({"account_id": ["b"], "quantity": ["many"]}), folder / "b.parquet")
+    with pytest.raises(ValueError, match=r"b\.parquet has quantity: string \(in a\.parquet: int"):
+        io.read_source(io.connect(), io.Source(str(folder)), "events")
+    # widths and units may differ between files
+    pq.write_table(
+        pa.table({"account_id": ["b"], "quantity": pa.array([2], pa.int32())}), folder / "b.parquet"
+    )
+    assert io.read_source(io.connect(), io.Source(str(folder)), "events").count().execute() == 2
+
+
+def test_corrupt_parquet_is_named(tmp_path):
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"account_id": ["a"] * 50}), path, compression="NONE")
+    data = bytearray(path.read_bytes())
+    data[8 : len(data) // 2] = b"\xff" * (len(data) // 2 - 8)
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        ValueError, match=re.escape(f"data.events: cannot read the Parquet file {path}")
+    ):
+        io.read_source(io.connect(), io.Source(str(path)), "events").count().execute()
+
+
+def test_latest_event_time_beyond_year_9999_in_utc_is_held_there(tmp_path):
+    """9999-12-31 23:00 at -05:00 is in year 10000 in UTC: Python cannot hold it."""
+    path = tmp_path / "events.csv"
+    path.write_text("account_id,event,occurred_at\na,login,9999-12-31T23:00:00-05:00\n")
+    raw = io.read_source(io.connect(), io.Source(str(path)), "events")
+    assert io.latest_event_time(raw) == dt.datetime(9999, 12, 31, 23, 59, 59)

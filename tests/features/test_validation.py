@@ -632,3 +632,24 @@ def test_validation_leaves_the_connection_as_it_found_it(tmp_path):
     assert con.raw_sql(objects).fetchall() == before  # its temporary views and table are gone
     assert con.raw_sql(progress_bar).fetchall() == [(True,)]  # turned off only while it ran
     assert con.raw_sql("SELECT current_setting('TimeZone')").fetchall() == [("UTC",)]
+
+
+# --------------------------------------------------------------------------- the clock
+
+
+@pytest.mark.parametrize("when", ["2200-01-01T00:00:00", "9999-12-31T00:00:00"])
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_an_event_beyond_the_clock_breaks_a_rule_when_as_of_is_derived(tmp_path, fmt, when):
+    """Without the rule one event dated 2200 moved the run's as_of to 2200 and every check
+    against as_of passed."""
+    events = added(EVENTS, account_id="a2", event="login", occurred_at=when, quantity=1.0)
+    report = validate(tmp_path, fmt, events=events)
+    broken = result(report, "events.occurred_at.not_in_future")
+    assert broken.unexpected_count == 1
+    assert broken.examples[0]["account_id"] == "a2"
+    assert {r.rule for r in report.failures} == {"events.occurred_at.not_in_future"}
+    assert "[events.occurred_at.not_in_future]" in report.format()
+    # a configured as_of is checked against the events instead
+    configured = validate(tmp_path, fmt, events=events, as_of=dt.datetime(2025, 6, 1))
+    assert "events.occurred_at.not_in_future" not in {r.rule for r in configured.results}
+    assert {r.rule for r in configured.failures} == {"events.occurred_at.not_after_as_of"}

@@ -309,3 +309,192 @@ def test_broken_input_in_a_real_process_prints_one_message(project):
     assert "[accounts.seats.at_least_one]" in proc.stderr and "a3" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert len(proc.stderr) < 2000, proc.stderr
+
+
+def _parquet_bytes(text: str) -> bytes:
+    import io
+
+    import pandas as pd
+
+    buffer = io.BytesIO()
+    pd.read_csv(io.StringIO(text)).to_parquet(buffer, compression=None)
+    return buffer.getvalue()
+
+
+def _corrupt(data: bytes) -> bytes:
+    """Parquet bytes with their pages overwritten (the markers at both ends stay)."""
+    middle = bytearray(data)
+    for i in range(8, len(middle) // 2):
+        middle[i] = 0xFF
+    return bytes(middle)
+
+
+# (name, file written as data.events, its content (None: a folder holding a text file; a dict:
+# a folder of these files), words of the message)
+FILE_CASES = [
+    ("empty parquet", "events.parquet", b"", "is empty (0 bytes)"),
+    ("empty csv", "events2.csv", b"", "is empty (0 bytes)"),
+    ("csv named parquet", "events.parquet", EVENTS.encode(), "is not a Parquet file"),
+    ("parquet named csv", "events2.csv", _parquet_bytes(EVENTS), "is a Parquet file, not CSV"),
+    ("folder without parquet", "evdir", None, "holds no .parquet file"),
+    ("unknown extension", "events.txt", EVENTS.encode(), "cannot tell the format"),
+    ("latin-1 csv", "events2.csv", EVENTS.replace(",x,", ",caf\xe9,").encode("latin-1"), "UTF-8"),
+    (
+        "corrupt parquet",
+        "events.parquet",
+        _corrupt(_parquet_bytes(EVENTS)),
+        "cannot read the Parquet file",
+    ),
+    (
+        "folder of parquet files that differ",
+        "evdir",
+        {
+            "a.parquet": _parquet_bytes(EVENTS),
+            "b.parquet": _parquet_bytes(EVENTS.replace(",1\n", ",many\n")),
+        },
+        "differ in their columns: b.parquet has quantity: string (in a.parquet: integer)",
+    ),
+]
+
+
+@pytest.mark.parametrize("name,file,content,words", FILE_CASES, ids=[c[0] for c in FILE_CASES])
+def test_unreadable_input_file_exits_2_naming_the_file(
+    project, prefect_harness, capfd, name, file, content, words
+):
+    """A file the engine cannot read is named, with the problem in plain words, not the
+    engine's own message (no SQL, no CSV sniffer dump)."""
+    target = project / file
+    if content is None:
+        target.mkdir()
+        (target / "notes.txt").write_text("not data")
+    elif isinstance(content, dict):
+        target.mkdir()
+        for file_name, data in content.items():
+            (target / file_name).write_bytes(data)
+    else:
+        target.write_bytes(content)
+    (project / "cfg.yaml").write_text(CONFIG.replace("events: events.csv", f"events: {file}"))
+    before = tree_digest(project / "out")
+    res = CliRunner().invoke(
+        app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")]
+    )
+    assert res.exit_code == 2, res.output
+    assert "data.events: " in res.output and str(target) in res.output
+    assert words in res.output
+    assert "LINE 1" not in res.output and "Possible Solution" not in res.output
+    assert tree_digest(project / "out") == before
+    assert_quiet(res, capfd, limit=1500)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_duplicate_column_names_exit_2_naming_them(project, prefect_harness, capfd, fmt):
+    """Today DuckDB renames a second `seats` to `seats_1` and the run goes on."""
+    text = ACCOUNTS.replace(",seats,plan", ",seats,seats")
+    if fmt == "csv":
+        (project / "accounts.csv").write_text(text)
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = [line.split(",") for line in text.splitlines()]
+        columns = [pa.array([r[i] for r in rows[1:]]) for i in range(len(rows[0]))]
+        pq.write_table(pa.Table.from_arrays(columns, names=rows[0]), project / "accounts.csv")
+        (project / "accounts.csv").rename(project / "accounts.parquet")
+        (project / "cfg.yaml").write_text(
+            CONFIG.replace("accounts: accounts.csv", "accounts: accounts.parquet")
+        )
+    before = tree_digest(project / "out")
+    res = CliRunner().invoke(
+        app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")]
+    )
+    assert res.exit_code == 2, res.output
+    assert "data.accounts" in res.output and "duplicate column names: 'seats'" in res.output
+    assert tree_digest(project / "out") == before
+    assert_quiet(res, capfd)
+
+
+# (name, extra configuration, words of the message)
+HISTORY_CASES = [
+    (
+        "horizon longer than the history",
+        "",  # the default 180-day horizon against five months of events
+        ["not enough labelled history to train", "retention.horizon_days=180", "days)"],
+    ),
+    (
+        "no churner",
+        "retention:\n  horizon_days: 30\nmodels:\n  test_snapshots: 1\n",
+        ["cannot learn retention", "0 of accounts that churned", "no churned account"],
+    ),
+]
+
+
+@pytest.mark.parametrize("name,extra,words", HISTORY_CASES, ids=[c[0] for c in HISTORY_CASES])
+def test_history_that_cannot_train_exits_2_with_the_counts(
+    project, prefect_harness, capfd, name, extra, words
+):
+    """Today a ValueError from models.splits / models.training: exit 1 and a log file."""
+    (project / "cfg.yaml").write_text(CONFIG + extra)
+    before = tree_digest(project / "out")
+    res = CliRunner().invoke(
+        app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")]
+    )
+    assert res.exit_code == 2, res.output
+    for word in words:
+        assert word in res.output
+    assert "unexpected" not in res.output
+    assert tree_digest(project / "out") == before
+    assert_quiet(res, capfd)
+
+
+@pytest.mark.parametrize(
+    "when", ["2200-01-01T00:00:00Z", "9999-12-31T00:00:00Z", "9999-12-31T23:00:00-05:00"]
+)
+def test_an_event_beyond_the_clock_exits_2(project, prefect_harness, capfd, when):
+    """Today the event becomes as_of (2200) or the run ends in `year 10000 is out of range`."""
+    (project / "events.csv").write_text(EVENTS + f"a2,x,{when},1\n")
+    before = tree_digest(project / "out")
+    res = CliRunner().invoke(
+        app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")]
+    )
+    assert res.exit_code == 2, res.output
+    assert "[events.occurred_at.not_in_future]" in res.output and "a2" in res.output
+    assert "1 row breaks" in res.output
+    assert tree_digest(project / "out") == before
+    assert_quiet(res, capfd)
+
+
+@pytest.mark.parametrize(
+    "name,change,words",
+    [
+        (
+            "not utf-8",
+            lambda text: text.replace("{c: [y]}", "{caf\xe9: [y]}").encode("latin-1"),
+            "not UTF-8",
+        ),
+        (
+            "category with markup",
+            lambda text: text.replace("{c: [y]}", "{'<a&b>': [y]}").encode(),
+            "milestones.maturity.categories: category names must be plain words",
+        ),
+        (
+            "as_of beyond the clock",
+            lambda text: text.replace(
+                "events: events.csv", "events: events.csv\n  as_of: 2200-01-01"
+            ).encode(),
+            "data.as_of: 2200-01-01T00:00:00 is in the future",
+        ),
+    ],
+    ids=["not utf-8", "category with markup", "as_of beyond the clock"],
+)
+def test_configuration_problems_exit_2_naming_the_key(project, capfd, name, change, words):
+    (project / "cfg.yaml").write_bytes(change(CONFIG))
+    before = tree_digest(project / "out")
+    res = CliRunner().invoke(
+        app, ["run", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")]
+    )
+    assert res.exit_code == 2, res.output
+    assert words in res.output
+    if name == "not utf-8":
+        assert "cfg.yaml" in res.output
+    assert tree_digest(project / "out") == before
+    assert_quiet(res, capfd)

@@ -120,3 +120,38 @@ def test_tracking_store_from_environment(tmp_path, monkeypatch):
     assert load_config(write(tmp_path, MINIMAL)).tracking.tracking_uri == (
         "sqlite:////tmp/elsewhere.db"
     )
+
+
+def test_a_configuration_that_is_not_utf8_is_named(tmp_path):
+    p = tmp_path / "cfg.yaml"
+    p.write_bytes(MINIMAL.replace("invoice_sent", "factur\xe9").encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8") as info:
+        load_config(p)
+    assert str(p) in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["<script>", "a&b", "x/y", "tab\there", "quote'"])
+def test_maturity_category_names_must_be_plain_words(tmp_path, name):
+    """They become MLflow parameter keys and labels: `<` or `&` failed the run at logging."""
+    text = MINIMAL + f"  maturity:\n    categories: {{{name!r}: [x]}}\n"
+    with pytest.raises(ConfigError, match=r"milestones\.maturity\.categories: .*plain words"):
+        load_config(write(tmp_path, text.replace("\\t", "\t")))
+
+
+def test_plain_maturity_category_names_pass(tmp_path):
+    text = MINIMAL + "  maturity:\n    categories: {'Team chat v2.0': [x], self-serve_1: [y]}\n"
+    cfg = load_config(write(tmp_path, text))
+    assert list(cfg.milestones.maturity.categories) == ["Team chat v2.0", "self-serve_1"]
+
+
+def test_as_of_beyond_the_clock_is_refused(tmp_path):
+    text = MINIMAL.replace(
+        "  events: sub/events.csv\n", "  events: sub/events.csv\n  as_of: 2200-01-01\n"
+    )
+    with pytest.raises(ConfigError, match=r"data\.as_of: .*future of this machine's clock"):
+        load_config(write(tmp_path, text))
+    text = MINIMAL.replace(
+        "  events: sub/events.csv\n", "  events: sub/events.csv\n  as_of: 9999-12-31\n"
+    )
+    with pytest.raises(ConfigError, match=r"data\.as_of: "):
+        load_config(write(tmp_path, text))

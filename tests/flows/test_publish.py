@@ -71,9 +71,9 @@ def test_staged_leaves_nothing_when_the_block_fails(tmp_path):
         (staging / "scores.csv").write_text("new\n")
         raise RuntimeError("half way")
     assert (out / "scores.csv").read_text() == "old\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.lock"]
     with staged(out) as staging:
         (staging / "scores.csv").write_text("new\n")
         publish(staging, out)
     assert (out / "scores.csv").read_text() == "new\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.lock"]

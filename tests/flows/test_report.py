@@ -525,3 +525,29 @@ def test_report_in_headless_chromium(demo_run, tmp_path):
     assert pixels.std() > 20
     non_white = (pixels < 235).any(axis=2).mean()
     assert 0.02 < non_white < 0.9
+
+
+HOSTILE = [r"$\foo$", r"a_$x^2$", "$5 & 10$"]
+
+
+def test_names_from_the_data_are_drawn_as_text_not_mathtext(tmp_path):
+    """An event named `$\\foo$` made matplotlib parse mathtext and crash the report after
+    training (exit 1). Every name from the data is drawn as it is spelt."""
+    folder = _run_folder(tmp_path)
+    thresholds = json.loads((folder / "thresholds.json").read_text())
+    setup = thresholds["setup"]
+    setup["candidates"] = {
+        HOSTILE[0]: setup["candidates"]["install"],
+        HOSTILE[1]: setup["candidates"]["verify"],
+    }
+    setup["steps"] = [HOSTILE[0]]
+    maturity = thresholds["maturity"]
+    maturity["categories"] = {HOSTILE[2]: maturity["categories"]["reporting"]}
+    (folder / "thresholds.json").write_text(json.dumps(thresholds))
+    importance = pd.read_csv(folder / "importance.csv")
+    importance["feature"] = HOSTILE
+    importance.to_csv(folder / "importance.csv", index=False)
+    page = render_report(folder)
+    for name in HOSTILE:
+        shown = name.replace("&", "&amp;")
+        assert shown in page, name

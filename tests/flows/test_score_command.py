@@ -20,12 +20,14 @@ def history(path):
 
 
 def test_run_appends_history_without_duplicates(runs):
-    # both runs published the same as_of: the second replaced the first's rows
+    # the two runs published the same as_of into two folders sharing one history file: each
+    # folder keeps its own rows, one per account and as_of
     h = history(runs["tmp"] / "milestone_history.duckdb")
     scores = pd.read_parquet(runs["tmp"] / "second" / "scores.parquet")
-    assert len(h) == len(scores)
-    assert h.groupby(["account_id", "as_of"]).size().max() == 1
-    assert h["run_id"].nunique() == 1
+    assert set(h["output"]) == {"first", "second"}
+    assert (h.groupby("output").size() == len(scores)).all()
+    assert h.groupby(["output", "account_id", "as_of"]).size().max() == 1
+    assert h.groupby("output")["run_id"].nunique().max() == 1
     assert {"previous_stage", "movement"} <= set(scores.columns)
 
 
@@ -43,10 +45,12 @@ def test_score_with_champion_replaces_same_as_of(runs, prefect_harness):
         (runs["tmp"] / "first" / "thresholds.json").read_text(),
         (runs["tmp"] / "second" / "thresholds.json").read_text(),
     }
-    # scoring into a folder beside the others shares their history file: still no duplicates
+    # scoring into a folder beside the others shares their history file without touching
+    # their rows: one row per account and as_of in each folder
     h = history(runs["tmp"] / "milestone_history.duckdb")
-    assert h.groupby(["account_id", "as_of"]).size().max() == 1
-    assert len(h) == len(scores)
+    assert h.groupby(["output", "account_id", "as_of"]).size().max() == 1
+    assert (h[h["output"] == "scored"].shape[0]) == len(scores)
+    assert (h.groupby("output").size() == len(scores)).all()
 
 
 def test_score_without_champion_fails_clearly(small_demo, tmp_path, prefect_harness, capfd):
