@@ -78,13 +78,15 @@ def descendants(proc: psutil.Process) -> list[psutil.Process]:
 
 
 @pytest.mark.slow
-def test_kill_9_of_the_command_leaves_no_process(project):
-    """``kill -9`` of ``milestones run`` while Prefect's temporary server runs: within a few
-    seconds none of the command's descendants is left."""
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_kill_9_of_the_command_leaves_no_process(project, command):
+    """``kill -9`` of ``milestones run`` (while Prefect's temporary server runs) or of
+    ``milestones serve`` (while the Prefect server it started runs): within a few seconds
+    none of the command's descendants is left."""
     env = dict(os.environ, PREFECT_HOME=str(project["tmp"] / "prefect"))
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", "--config", str(project["cfg"])]
+        [sys.executable, "-m", "flows.cli", command, "--config", str(project["cfg"])]
         + ["--out", str(project["out"])],
         cwd=ROOT,
         env=env,
@@ -100,12 +102,13 @@ def test_kill_9_of_the_command_leaves_no_process(project):
             for child in descendants(command):
                 seen.setdefault(child.pid, child)
                 try:
-                    if "uvicorn" in " ".join(child.cmdline()):
+                    line = " ".join(child.cmdline())
+                    if "uvicorn" in line or ("prefect" in line and "server" in line):
                         server = child
                 except psutil.NoSuchProcess:
                     pass
             time.sleep(0.2)
-        assert server is not None, "Prefect's temporary server never started"
+        assert server is not None, "no Prefect server started"
         for child in descendants(command):
             seen.setdefault(child.pid, child)
         proc.kill()
