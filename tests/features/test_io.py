@@ -138,3 +138,26 @@ def test_latest_event_time_beyond_year_9999_in_utc_is_held_there(tmp_path):
     path.write_text("account_id,event,occurred_at\na,login,9999-12-31T23:00:00-05:00\n")
     raw = io.read_source(io.connect(), io.Source(str(path)), "events")
     assert io.latest_event_time(raw) == dt.datetime(9999, 12, 31, 23, 59, 59)
+
+
+def test_a_missing_quantity_is_the_default_one(tmp_path):
+    """pandas stores a NaN of a float column as a Parquet null: a missing quantity, which the
+    data contract reads as 1 (a NaN value itself breaks events.quantity.numeric; see
+    tests/features/test_validation.py::test_nan_example_is_json_null)."""
+    import numpy as np
+    import pandas as pd
+
+    events = pd.DataFrame(
+        {
+            "account_id": ["a", "a"],
+            "event": ["x", "x"],
+            "occurred_at": [pd.Timestamp("2025-01-02")] * 2,
+            "quantity": [2.0, np.nan],
+        }
+    )
+    events.to_parquet(tmp_path / "events.parquet")
+    assert pq.read_table(tmp_path / "events.parquet").column("quantity").null_count == 1
+    con = io.connect()
+    raw = io.read_source(con, io.Source(str(tmp_path / "events.parquet")), "events")
+    typed = io.typed_events(raw).to_pandas()
+    assert sorted(typed["quantity"]) == [1.0, 2.0]
