@@ -112,11 +112,7 @@ def retrain(cfg: Config, out: str | Path | None = None) -> dict:
             scores = score_task(
                 cfg, tables, thresholds, models.predict_retention, inputs.as_of, models.explain
             )
-            scores = score_step.with_account_columns(scores, tables.tenure, cfg.scores.columns)
-            hist = cfg.history_file(out_dir)
-            scores = history.with_previous_stage(
-                hist, scores, inputs.as_of, history.output_key(hist, out_dir)
-            )
+            scores = score_step.as_published(cfg, tables, scores, inputs.as_of, out_dir)
             st.note(
                 "%d accounts scored; stages: %s",
                 len(scores),

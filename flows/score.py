@@ -25,7 +25,7 @@ from flows.served import check_served_run
 from flows.steps import inputs as inputs_step
 from flows.steps import score as score_step
 from flows.steps import tables as tables_step
-from flows.store import history, tracking
+from flows.store import tracking
 from flows.store.publish import naming_path, read_importance, staged
 
 log = logging.getLogger("milestones")
@@ -80,11 +80,7 @@ def score(cfg: Config, out: str | Path | None = None) -> dict:
         with Stage(4, STAGES, "score the live accounts") as st:
             predict, explain = champion_callables(best["model"])
             scores = score_task(cfg, tables, thresholds, predict, inputs.as_of, explain)
-            scores = score_step.with_account_columns(scores, tables.tenure, cfg.scores.columns)
-            hist = cfg.history_file(out_dir)
-            scores = history.with_previous_stage(
-                hist, scores, inputs.as_of, history.output_key(hist, out_dir)
-            )
+            scores = score_step.as_published(cfg, tables, scores, inputs.as_of, out_dir)
             st.note(
                 "%d accounts scored; stages: %s",
                 len(scores),

@@ -133,6 +133,19 @@ def with_account_columns(
     return out
 
 
+def as_published(
+    cfg: Config, tables: FeatureTables, scores: pd.DataFrame, as_of: dt.datetime, out_dir: Path
+) -> pd.DataFrame:
+    """The scores as they are published into ``out_dir``: the pass-through account columns
+    (``scores.columns``) and, from the score history, each account's ``previous_stage`` and
+    ``movement`` (only the rows of this output folder count)."""
+    from flows.store import history
+
+    scores = with_account_columns(scores, tables.tenure, cfg.scores.columns)
+    hist = cfg.history_file(out_dir)
+    return history.with_previous_stage(hist, scores, as_of, history.output_key(hist, out_dir))
+
+
 def write_outputs(
     staging: Path,
     *,
