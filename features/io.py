@@ -385,6 +385,26 @@ def _zoned_to_naive(col: Value) -> Value:
     return col.cast(idt.Timestamp())
 
 
+EPOCH_MICROS = {"seconds": 1_000_000, "milliseconds": 1_000}
+
+
+def epoch_as_timestamp(number: Value, unit: str) -> Value:
+    """A naive UTC timestamp from an epoch number (integer, float, decimal) in ``unit``.
+
+    ``unit`` is ``"seconds"`` or ``"milliseconds"``; a fraction is kept to the microsecond. The
+    number is made whole microseconds and rebuilt by the engine (DuckDB ``make_timestamp``,
+    Spark ``timestamp_micros``): Ibis' own ``as_timestamp`` knows only seconds on Spark.
+    Values must lie within the years 1 to 9999 (checked before, by the caller).
+    """
+    factor = EPOCH_MICROS[unit]
+    if number.type().is_integer():
+        micros = number.cast(idt.int64) * factor
+    else:
+        micros = (number.cast(idt.float64) * factor).round(0).cast(idt.int64)
+    name = "make_timestamp" if _engine_of_expr(number) == "duckdb" else "timestamp_micros"
+    return _builtin(name, (idt.int64,), idt.Timestamp())(micros)
+
+
 def _as_number(col: Value, to: str) -> Value:
     """``col`` as the numeric type ``to``; text that does not parse becomes null."""
     return col.try_cast(to) if col.type().is_string() else col.cast(to)

@@ -179,6 +179,7 @@ def validate_inputs(
     *,
     as_of: dt.datetime | None,
     configured_events: dict[str, str] | None = None,
+    churn_column: bool = True,
 ) -> ValidationReport:
     """Check both raw input tables against the data contract, and settle the run's as_of.
 
@@ -195,6 +196,10 @@ def validate_inputs(
         a readable time.
     configured_events : dict, optional
         Event name -> key path of the configuration that names it; every one must occur.
+    churn_column : bool
+        Whether churn comes from the accounts' ``churned_at`` (``retention.churn: column``).
+        False (``inactivity``: churn is derived from the events): the column is not required,
+        and one that is present is ignored (neither required nor checked).
 
     Returns
     -------
@@ -205,7 +210,12 @@ def validate_inputs(
     """
     engine = engine_of(con)
     configured_as_of = naive_utc(as_of)
-    schema_results = _schema_results(accounts_raw, events_raw)
+    required = REQUIRED_ACCOUNT_COLUMNS
+    if not churn_column:
+        required = tuple(c for c in required if c != "churned_at")
+        if "churned_at" in accounts_raw.columns:
+            accounts_raw = accounts_raw.drop("churned_at")
+    schema_results = _schema_results(accounts_raw, events_raw, required)
     if any(not r.ok for r in schema_results):
         return ValidationReport(schema_results, {}, engine=engine, as_of=configured_as_of)
 
@@ -269,11 +279,13 @@ def _type_family(dtype: idt.DataType) -> str:
     return str(dtype)
 
 
-def _schema_results(accounts: Table, events: Table) -> list[RuleResult]:
+def _schema_results(
+    accounts: Table, events: Table, required_accounts: tuple[str, ...] = REQUIRED_ACCOUNT_COLUMNS
+) -> list[RuleResult]:
     """The fail-fast rules: required columns present, with types the rules can read."""
     results = []
     for table, raw, required in (
-        ("accounts", accounts, REQUIRED_ACCOUNT_COLUMNS),
+        ("accounts", accounts, required_accounts),
         ("events", events, REQUIRED_EVENT_COLUMNS),
     ):
         missing = [c for c in required if c not in raw.columns]
@@ -298,6 +310,10 @@ def _schema_results(accounts: Table, events: Table) -> list[RuleResult]:
                             "expected": " or ".join(accepted),
                         }
                     )
+                    if "timestamp" in accepted and family in ("integer", "floating", "decimal"):
+                        wrong[-1]["hint"] = (
+                            f"epoch numbers? set data.timestamps.{column}: seconds or milliseconds"
+                        )
         results.append(
             RuleResult(
                 rule=f"{table}.columns.types",
@@ -425,7 +441,7 @@ def _rules(
     a, e = accounts, events
     a_id = a.account_id.cast("string")
     signup = as_utc_timestamp(a.signup_at)
-    churned = as_utc_timestamp(a.churned_at)
+    has_churn = "churned_at" in a.columns  # absent with churn derived from inactivity
     occurred = as_utc_timestamp(e.occurred_at)
 
     def ev_rows(t: Table, **extra: Value) -> Table:
@@ -471,13 +487,15 @@ def _rules(
             account_id=a_id, signup_at=a.signup_at
         ),
     )
-    add(
-        "accounts.churned_at.parseable",
-        "every churned_at, when present, is an ISO 8601 timestamp (naive = UTC, or with an offset)",
-        a.filter(_unparseable_timestamp(a.churned_at)).select(
-            account_id=a_id, churned_at=a.churned_at
-        ),
-    )
+    if has_churn:
+        add(
+            "accounts.churned_at.parseable",
+            "every churned_at, when present, is an ISO 8601 timestamp (naive = UTC, or with an "
+            "offset)",
+            a.filter(_unparseable_timestamp(a.churned_at)).select(
+                account_id=a_id, churned_at=a.churned_at
+            ),
+        )
     add(
         "accounts.seats.not_null",
         "every account has a number of seats",
@@ -499,13 +517,14 @@ def _rules(
             f"no account signs up after as_of ({as_of.isoformat()})",
             a.filter(signup > _ts_literal(as_of)).select(account_id=a_id, signup_at=a.signup_at),
         )
-    add(
-        "accounts.churned_at.not_before_signup",
-        "every churned_at is at or after the account's signup_at",
-        a.filter(churned < signup).select(
-            account_id=a_id, signup_at=a.signup_at, churned_at=a.churned_at
-        ),
-    )
+    if has_churn:
+        add(
+            "accounts.churned_at.not_before_signup",
+            "every churned_at is at or after the account's signup_at",
+            a.filter(as_utc_timestamp(a.churned_at) < signup).select(
+                account_id=a_id, signup_at=a.signup_at, churned_at=a.churned_at
+            ),
+        )
 
     # -- events
     add("events.rows.not_empty", "events has at least one row", _empty(e))

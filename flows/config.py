@@ -46,6 +46,33 @@ class DataConfig(_Model):
         description="Scoring date, held as naive UTC (a value with an offset is converted). "
         "Default: the latest event time.",
     )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Contract column -> the source's column name (e.g. {account_id: org_id, "
+        "occurred_at: ts}); applied to each table whose contract has the column.",
+    )
+    timestamps: dict[str, Literal["iso", "seconds", "milliseconds"]] = Field(
+        default_factory=dict,
+        description="Timestamp column (signup_at, churned_at, occurred_at) -> how the source "
+        "holds it: iso (default: a timestamp, a date or ISO 8601 text), or epoch seconds or "
+        "milliseconds (numbers, or numeric CSV text), read as UTC.",
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _contract_columns(cls, v: dict[str, str]) -> dict[str, str]:
+        from features.mapping import check_column_mapping
+
+        check_column_mapping(v)
+        return v
+
+    @field_validator("timestamps")
+    @classmethod
+    def _timestamp_columns(cls, v: dict[str, str]) -> dict[str, str]:
+        from features.mapping import check_timestamp_units
+
+        check_timestamp_units(v)
+        return v
 
     @field_validator("as_of")
     @classmethod
@@ -63,6 +90,18 @@ class DataConfig(_Model):
 
 class RetentionConfig(_Model):
     horizon_days: PosInt = 180
+    churn: Literal["column", "inactivity"] = Field(
+        default="column",
+        description="Where churn comes from: `column`, the accounts' `churned_at`; "
+        "`inactivity`, derived from the event log (an account churned at its last event when "
+        "it then stays silent longer than `inactivity_gap_days`).",
+    )
+    inactivity_gap_days: PosInt | None = Field(
+        default=None,
+        description="With `churn: inactivity`, the silence (days) after which an account has "
+        "churned; null: fitted to the product's usage (the shortest gap after which few "
+        "silent accounts ever return).",
+    )
 
 
 class SetupConfig(_Model):

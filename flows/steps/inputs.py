@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from flows.config import Config
 from flows.errors import ConfigError, InvalidInputError
 from flows.store.publish import write_text_atomic
+
+log = logging.getLogger("milestones")
 
 
 @dataclass
@@ -39,13 +42,16 @@ def open_inputs(cfg: Config) -> Inputs:
         When a table cannot be read or a rule breaks; ``details`` holds the whole result.
     """
     from features.io import Source, connect, read_inputs, typed_accounts, typed_events
+    from features.mapping import contract_inputs
     from features.validation import validate_inputs
 
     con = connect(cfg.engine)
     db = cfg.data.database
     try:
-        accounts_raw, events_raw = read_inputs(
-            con, Source(cfg.data.accounts, db), Source(cfg.data.events, db)
+        accounts_raw, events_raw = contract_inputs(
+            *read_inputs(con, Source(cfg.data.accounts, db), Source(cfg.data.events, db)),
+            columns=cfg.data.columns,
+            timestamps=cfg.data.timestamps,
         )
     except (OSError, ValueError) as exc:
         raise InvalidInputError(f"cannot read the input data: {exc}") from None
@@ -60,12 +66,57 @@ def open_inputs(cfg: Config) -> Inputs:
         events_raw,
         as_of=cfg.data.as_of,
         configured_events=cfg.configured_events(),
+        churn_column=cfg.retention.churn == "column",
     )
     if not report.ok:
         raise InvalidInputError(report.format(), report.to_dict())
+    if cfg.retention.churn == "inactivity":
+        return with_inactivity_churn(cfg, con, accounts_raw, events_raw, report)
     return Inputs(
         con, typed_accounts(accounts_raw), typed_events(events_raw), report.as_of, report.to_dict()
     )
+
+
+def with_inactivity_churn(cfg: Config, con: Any, accounts_raw: Any, events_raw: Any, report: Any):
+    """The validated inputs with ``churned_at`` derived from silence (``retention.churn:
+    inactivity``); the gap and its return rate go to the validation result and the log."""
+    from features.churn import derive_inactivity_churn, without_churn_column
+    from features.io import typed_accounts, typed_events
+
+    if "churned_at" in accounts_raw.columns:
+        log.info(
+            "      retention.churn is inactivity: the accounts' churned_at column is ignored "
+            "(churn is derived from the events)"
+        )
+    accounts, churn = derive_inactivity_churn(
+        con,
+        typed_accounts(without_churn_column(accounts_raw)),
+        typed_events(events_raw),
+        as_of=report.as_of,
+        gap_days=cfg.retention.inactivity_gap_days,
+    )
+    rate = "n/a" if churn.return_rate is None else f"{churn.return_rate:.1%}"
+    target = f"{churn.max_return_rate:.0%}"
+    caveat = ""
+    if not churn.reached_target:
+        caveat = (
+            f"; no gap up to 365 days brings the return rate to {target}"
+            if churn.fitted
+            else f"; above the {target} that the fit aims at"
+        )
+    log.log(
+        logging.INFO if churn.reached_target else logging.WARNING,
+        "      churn from inactivity: a gap of %d days (%s; %s of silent accounts return%s), "
+        "%d accounts churned, %d live",
+        churn.gap_days,
+        "fitted" if churn.fitted else "configured",
+        rate,
+        caveat,
+        churn.churned,
+        churn.live,
+    )
+    validation = {**report.to_dict(), "churn": churn.to_dict()}
+    return Inputs(con, accounts, typed_events(events_raw), report.as_of, validation)
 
 
 def check_score_columns(configured: list[str], accounts_columns: list[str]) -> None:

@@ -203,6 +203,11 @@ def run_summary(
         "metrics": trained["metrics"],
         "rows": trained["rows"],
         "validation_ok": True,
+        "churn": {
+            k: v
+            for k, v in inputs.validation.get("churn", {"mode": "column"}).items()
+            if k != "curve"
+        },
         "prevalence_band": list(cfg.importance.prevalence_band),
         "seed": cfg.seed,
     }

@@ -309,3 +309,43 @@ def test_features_command_on_spark_matches_duckdb(spark, tmp_path):
         pd.testing.assert_frame_equal(
             normalised(got, k), normalised(want, k), check_dtype=False, obj=name
         )
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_mapped_epoch_inputs_on_spark_match_duckdb(spark, tmp_path, fmt):
+    """`data.columns` and epoch milliseconds (integers; text in CSV) read the same on Spark."""
+    from features.mapping import contract_inputs
+
+    signup = [1_735_689_600_123, 1_738_404_000_000]  # 2025-01-01T00:00:00.123, 2025-02-01T10:00
+    accounts = pd.DataFrame(
+        {"org_id": ["a1", "a2"], "signup_at": signup, "churned_at": [None, 1_756_684_800_000]}
+    )
+    accounts["churned_at"] = accounts["churned_at"].astype("Int64")
+    accounts["seats"] = [2, 1]
+    events = pd.DataFrame(
+        {"org_id": ["a1", "a2"], "name": ["x", "y"], "ts": [1_735_776_000_500, 1_738_454_400_000]}
+    )
+    paths = tmp_path / f"accounts.{fmt}", tmp_path / f"events.{fmt}"
+    for frame, path in zip((accounts, events), paths, strict=True):
+        frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
+    settings = dict(
+        columns={"account_id": "org_id", "event": "name", "occurred_at": "ts"},
+        timestamps=dict.fromkeys(["signup_at", "churned_at", "occurred_at"], "milliseconds"),
+    )
+    typed = {}
+    for engine, con in (
+        ("duckdb", io.connect("duckdb")),
+        ("spark", io.connect("spark", spark_session=spark)),
+    ):
+        raw = contract_inputs(*io.read_inputs(con, *(io.Source(str(p)) for p in paths)), **settings)
+        assert validate_inputs(con, *raw, as_of=AS_OF).ok
+        typed[engine] = (
+            io.typed_accounts(raw[0]).order_by("account_id").execute(),
+            io.typed_events(raw[1]).order_by("account_id").execute(),
+        )
+    for duck, spk in zip(typed["duckdb"], typed["spark"], strict=True):
+        pd.testing.assert_frame_equal(
+            normalised(spk, ["account_id"]), normalised(duck, ["account_id"])
+        )
+    assert typed["spark"][0].signup_at.iloc[0] == pd.Timestamp("2025-01-01 00:00:00.123")
+    assert typed["spark"][1].occurred_at.iloc[0] == pd.Timestamp("2025-01-02 00:00:00.500")

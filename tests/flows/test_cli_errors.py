@@ -498,3 +498,49 @@ def test_configuration_problems_exit_2_naming_the_key(project, capfd, name, chan
         assert "cfg.yaml" in res.output
     assert tree_digest(project / "out") == before
     assert_quiet(res, capfd)
+
+
+MAPPING = (
+    "  columns: {account_id: org_id, occurred_at: ts, event: name}\n"
+    "  timestamps: {occurred_at: seconds}\n"
+)
+
+
+def _mapped_project(project: Path) -> None:
+    """The tiny project with the source's own names (org_id, name, ts) and epoch-second times."""
+    import datetime as dt
+
+    lines = EVENTS.splitlines()
+    rows = ["org_id,name,ts,quantity"]
+    for line in lines[1:]:
+        account, event, time, quantity = line.split(",")
+        seconds = int(dt.datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp())
+        rows.append(f"{account},{event},{seconds},{quantity}")
+    (project / "events.csv").write_text("\n".join(rows) + "\n")
+    (project / "accounts.csv").write_text(ACCOUNTS.replace("account_id,", "org_id,", 1))
+    (project / "cfg.yaml").write_text(
+        CONFIG.replace("  events: events.csv\n", "  events: events.csv\n" + MAPPING)
+    )
+
+
+def test_mapped_columns_and_epoch_times_validate(project, capfd):
+    _mapped_project(project)
+    res = CliRunner().invoke(
+        app, ["validate", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "all rules pass" in res.output
+    assert_quiet(res, capfd)
+
+
+def test_a_missing_mapped_column_exits_2_naming_it(project, capfd):
+    _mapped_project(project)
+    (project / "events.csv").write_text(
+        (project / "events.csv").read_text().replace("org_id,name,ts", "org_id,name,time")
+    )
+    res = CliRunner().invoke(
+        app, ["validate", "--config", str(project / "cfg.yaml"), "--out", str(project / "out")]
+    )
+    assert res.exit_code == 2, res.output
+    assert "data.columns.occurred_at: the events table has no column 'ts'" in res.output
+    assert_quiet(res, capfd)
