@@ -22,6 +22,9 @@ app = typer.Typer(
 
 ConfigOpt = typer.Option(..., "--config", "-c", help="The YAML configuration file.", exists=False)
 EngineOpt = typer.Option(None, "--engine", help="Override the engine: duckdb (default) or spark.")
+OutOpt = typer.Option(
+    None, "--out", "-o", help="Output folder (default: the config's `out`, else out/<config>)."
+)
 AsOfOpt = typer.Option(None, "--as-of", help="Override data.as_of (UTC date or timestamp).")
 
 
@@ -75,12 +78,7 @@ def _no_heartbeat():
 @app.command()
 def run(
     config: Path = ConfigOpt,
-    out: Path | None = typer.Option(
-        None,
-        "--out",
-        "-o",
-        help="Output folder (default: the config's `out`, else out/<config folder>).",
-    ),
+    out: Path | None = OutOpt,
     engine: str | None = EngineOpt,
     as_of: str | None = AsOfOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="More log lines."),
@@ -108,12 +106,7 @@ def run(
 @app.command()
 def score(
     config: Path = ConfigOpt,
-    out: Path | None = typer.Option(
-        None,
-        "--out",
-        "-o",
-        help="Output folder (default: the config's `out`, else out/<config folder>).",
-    ),
+    out: Path | None = OutOpt,
     engine: str | None = EngineOpt,
     as_of: str | None = AsOfOpt,
 ) -> None:

@@ -119,17 +119,8 @@ def finish_scores(
 
     out = pd.DataFrame({"account_id": df["account_id"].astype(str)})
     out["as_of"] = as_of_ts.normalize()
-    for col in (
-        "setup_complete",
-        "setup_steps_done",
-        "activation_count",
-        "activated",
-        "utilization_rate",
-        "utilized",
-        "mature_categories",
-        "mature",
-        "stage",
-    ):
+    # the contract's flag columns, as the engine computed them (account_id to stage)
+    for col in SCORE_COLUMNS[2 : SCORE_COLUMNS.index("stage") + 1]:
         out[col] = df[col].to_numpy()
     for col in ("setup_complete", "activated", "utilized", "mature"):
         out[col] = out[col].astype(bool)
