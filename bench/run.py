@@ -9,7 +9,10 @@ in a fresh Python process, so its peak memory (``ru_maxrss`` of that process) is
   ``CREATE TABLE``), as the pipeline does (demo configuration, 24 month-end snapshots);
 - ``sql``: one hand-written DuckDB SQL script computing the same activation-window counts per
   (account, event) and trailing-window counts per (account, snapshot, event): the floor;
-- ``pandas``: a straightforward pandas implementation of the same counts from the Parquet files.
+- ``pandas``: a straightforward pandas implementation of the same counts from the Parquet files;
+- ``profile``: ``milestones profile`` without its validation (as the ``features`` step has
+  none): read the files through ``features.io``, then ``flows.steps.profile.build_profile``
+  and the page; timed against ``features`` in the same run.
 
 Times include reading the files, not the interpreter start or imports. Usage::
 
@@ -36,7 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 SIZES = {"1M": 1_000_000, "10M": 10_000_000, "100M": 100_000_000}
-STEPS = ("features", "sql", "pandas")
+STEPS = ("features", "sql", "pandas", "profile")
 MAX_SNAPSHOTS = 24
 GOLDEN_WEEK_DAYS = 7
 INACTIVITY_PERIOD_DAYS = 30
@@ -354,7 +357,41 @@ def child_pandas(meta: dict, params: dict, settings: dict) -> dict:
     return {"seconds": round(total, 3), "cpu_seconds": round(cpu, 3), "rows": rows}
 
 
-CHILDREN = {"features": child_features, "sql": child_sql, "pandas": child_pandas}
+def child_profile(meta: dict, params: dict, settings: dict) -> dict:
+    """``milestones profile`` as the command computes it, minus the validation (the feature
+    build is timed without it too): read, profile in the engine, render the page."""
+    import ibis
+    import ibis.backends.duckdb
+    import ibis.formats.pandas
+
+    from features import io
+    from flows.report.profile_page import render_profile
+    from flows.steps.inputs import Inputs
+    from flows.steps.profile import build_profile
+
+    ibis.duckdb.connect().disconnect()
+    as_of = dt.datetime.fromisoformat(meta["as_of"])
+    t0, c0 = time.perf_counter(), _cpu()
+    con = io.connect()
+    _duckdb_settings(con, settings)
+    acc_raw, ev_raw = io.read_inputs(con, io.Source(meta["accounts"]), io.Source(meta["events"]))
+    inputs = Inputs(con, io.typed_accounts(acc_raw), io.typed_events(ev_raw), as_of)
+    profile = build_profile(inputs, {"source": "column"})
+    html = render_profile(profile)
+    total, cpu = time.perf_counter() - t0, _cpu() - c0
+    return {
+        "seconds": round(total, 3),
+        "cpu_seconds": round(cpu, 3),
+        "rows": {"events": len(profile["events"]), "html_bytes": len(html)},
+    }
+
+
+CHILDREN = {
+    "features": child_features,
+    "sql": child_sql,
+    "pandas": child_pandas,
+    "profile": child_profile,
+}
 
 
 def run_child(step: str, meta_path: Path, settings: dict, timeout: float) -> dict:
@@ -443,6 +480,21 @@ def _best(runs: list[dict]) -> dict:
     return best
 
 
+def run_stats(which: str) -> int:
+    """The statistics benchmarks of issue 13 (each script's own defaults)."""
+    sys.path.insert(0, str(BENCH))
+    code = 0
+    if which in ("null", "all"):
+        import null_sim
+
+        code |= null_sim.main([])
+    if which in ("seeds", "all"):
+        import seeds
+
+        code |= seeds.main([])
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1M,10M", help="comma-separated sizes (default 1M,10M)")
@@ -453,7 +505,9 @@ def main(argv: list[str] | None = None) -> int:
         help="largest size at which the pandas baseline runs (default 10M: "
         "at 100M it needs tens of GiB)",
     )
-    ap.add_argument("--steps", default=",".join(STEPS), help="subset of features,sql,pandas")
+    ap.add_argument(
+        "--steps", default=",".join(STEPS), help="subset of features,sql,pandas,profile"
+    )
     ap.add_argument(
         "--repeat",
         type=int,
@@ -468,6 +522,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--memory-limit", default="5GB", help="DuckDB memory_limit (both engines)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per measurement")
+    ap.add_argument(
+        "--stats",
+        choices=["null", "seeds", "all"],
+        default=None,
+        help="run the statistics benchmarks instead: the null simulation of the threshold "
+        "tests (bench/null_sim.py), the acceptance set over demo seeds 0-7 (bench/seeds.py)",
+    )
     ap.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
     ap.add_argument("--meta", help=argparse.SUPPRESS)
     ap.add_argument("--settings", help=argparse.SUPPRESS)
@@ -475,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child_main(args.child, args.meta, args.settings)
         return 0
+    if args.stats:
+        return run_stats(args.stats)
 
     def say(msg: str = "") -> None:
         print(msg, flush=True)
@@ -542,6 +605,10 @@ def main(argv: list[str] | None = None) -> int:
                 if key in r:
                     r[prefix + "ratio_to_sql"] = round(r[key] / sql_s, 3) if sql_s else None
                     r[prefix + "ratio_to_pandas"] = round(r[key] / pd_s, 3) if pd_s else None
+            feat_s = by_step.get("features", {}).get(key)
+            prof = by_step.get("profile", {})
+            if key in prof and feat_s:
+                prof[prefix + "ratio_to_features"] = round(prof[key] / feat_s, 3)
 
     say()
     print_table(results, say)
@@ -569,6 +636,19 @@ def main(argv: list[str] | None = None) -> int:
             t["speedup_over_pandas"] = round(1 / feat["ratio_to_pandas"], 2)
             t["cpu_speedup_over_pandas"] = round(1 / feat["cpu_ratio_to_pandas"], 2)
             t["at_least_5x_faster_than_pandas"] = feat["ratio_to_pandas"] <= 0.2
+        prof = next(
+            (
+                r
+                for r in results
+                if r["size"] == label and r["step"] == "profile" and "seconds" in r
+            ),
+            None,
+        )
+        if prof is not None and prof.get("ratio_to_features") is not None:
+            t["profile_seconds"] = prof["seconds"]
+            t["profile_ratio_to_features"] = prof["ratio_to_features"]
+            t["profile_cpu_ratio_to_features"] = prof["cpu_ratio_to_features"]
+            t["profile_within_1.5x_of_features"] = prof["ratio_to_features"] <= 1.5
         if label == "100M":
             t["under_5_minutes"] = feat["seconds"] < 300
             t["under_8_GiB"] = feat["peak_mib"] < 8 * 1024

@@ -10,6 +10,8 @@ connection (a materialised table, or a view from :func:`temporary_views`).
 - :func:`quiet`: no DuckDB progress bar while validation runs.
 - :func:`temporary_views`: named temporary views (and small tables) for the rules to read.
 - :func:`run_expectations`: every rule's count of broken rows and the first few of them.
+- :func:`collecting_results` and :func:`write_data_docs`: GE's suites and results of the rules
+  run inside the block, rendered as GE's data docs (HTML) into a folder.
 
 GE reaches a database through SQLAlchemy; the "lent connection" dialect at the end of this
 module hands SQLAlchemy the backend's own DuckDB connection.
@@ -18,14 +20,21 @@ module hands SQLAlchemy the backend's own DuckDB connection.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import shutil
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from ibis.expr.types import Table
 
 _BATCH_CTE = "gx_batch"
 _PREFIX = "_milestones_validate"
+# (suite, result) pairs of the suites validated while :func:`collecting_results` is open
+_COLLECTED: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "milestones_ge_results", default=None
+)
 
 
 class UnexpectedRows(Protocol):
@@ -232,6 +241,9 @@ def _validate_table(
     )
     # COMPLETE: the first rows of each rule's query (up to 200) come back as examples
     run = definition.run(result_format={"result_format": "COMPLETE"})
+    collected = _COLLECTED.get()
+    if collected is not None:
+        collected.append((table, suite, run))
     outcomes = {}
     for result in run.results:
         rule_id = result.expectation_config.meta["rule"]
@@ -240,6 +252,92 @@ def _validate_table(
             raise RuntimeError(f"validation rule {rule_id} could not run: {error}")
         outcomes[rule_id] = result.result
     return outcomes
+
+
+@contextlib.contextmanager
+def collecting_results() -> Iterator[list]:
+    """Collect GE's ``(table, suite, result)`` of every suite validated inside the block.
+
+    The list yielded fills as :func:`run_expectations` runs; give it to :func:`write_data_docs`.
+    """
+    collected: list = []
+    token = _COLLECTED.set(collected)
+    try:
+        yield collected
+    finally:
+        _COLLECTED.reset(token)
+
+
+# GE copies its site assets beside the pages: fonts and animated tutorials (4 MB) the pages do
+# not need (they fall back to the browser's fonts); the style sheets and the icon stay
+_UNNEEDED_ASSETS = ("static/fonts", "static/images")
+
+
+def write_data_docs(folder: str | Path, collected: Sequence[tuple[str, Any, Any]]) -> Path:
+    """GE's data docs (HTML) of the collected suites and results, written into ``folder``.
+
+    Parameters
+    ----------
+    folder : path
+        The site's folder (created; an existing site there is replaced).
+    collected : sequence
+        ``(table, suite, result)`` as :func:`collecting_results` gathers them.
+
+    Returns
+    -------
+    Path
+        The site's ``index.html``: one page per suite (its expectations) and per validation
+        result (each rule, passed or not, its count of broken rows and examples).
+    """
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    folder = Path(folder)
+    if folder.exists():
+        shutil.rmtree(folder)
+    site = {
+        "class_name": "SiteBuilder",
+        "show_how_to_buttons": False,
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": str(folder),
+        },
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    }
+    context = gx.get_context(
+        project_config=DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(),
+            analytics_enabled=False,
+            progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+            data_docs_sites={"milestones": site},
+        ),
+        mode="ephemeral",
+    )
+    for table, suite, result in collected:
+        fields = suite.to_json_dict()
+        context.suites.add(
+            gx.ExpectationSuite(
+                name=fields["name"], expectations=fields["expectations"], meta=fields.get("meta")
+            )
+        )
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=fields["name"]),
+            run_id=result.meta["run_id"],
+            batch_identifier=table,
+        )
+        context.validation_results_store.set(key, result)
+    context.build_data_docs()
+    for assets in _UNNEEDED_ASSETS:
+        shutil.rmtree(folder / assets, ignore_errors=True)
+    return folder / "index.html"
 
 
 def _exception_message(info: dict) -> str | None:

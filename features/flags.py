@@ -19,6 +19,11 @@ passed by completing the selected steps *or by being activated*: the steps are s
 the activation they bring (setup is derived against activation), so an activated account
 has passed onboarding even when it never did one of them (``setup_complete`` still says
 whether it did, ``setup_steps_missing`` which it did not).
+
+Only the milestones that gate (``gating``: those the data confirm or the configuration pins)
+are rungs: an unconfirmed milestone's flags are still computed, but the ladder skips it, so
+its rung is never an account's stage and never stands in the way of a higher one. With no
+gating milestone at all, every account is ``new``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,13 @@ from features.tables import Daily
 from features.values import naive_utc
 
 STAGES = ("new", "setup", "activated", "utilized", "mature")
+#: Each milestone and the rung (stage) reaching it gives, in ladder order.
+RUNGS = (
+    ("setup", "setup"),
+    ("activation", "activated"),
+    ("utilization", "utilized"),
+    ("maturity", "mature"),
+)
 
 
 def milestone_flags(
@@ -51,6 +63,7 @@ def milestone_flags(
     category_thresholds: Mapping[str, float],
     min_categories: int,
     utilization_column: str = "utilization_rate",
+    gating: Sequence[str] | None = None,
 ) -> Table:
     """Per live account: its current milestone state, the stage and the gaps to the next
     milestone.
@@ -68,6 +81,10 @@ def milestone_flags(
         the activation window is also the length of the span the activation count runs over.
     utilization_column : str
         ``utilization_rate`` (per seat) or ``utilization_raw``.
+    gating : sequence of str, optional
+        The milestones (``setup``, ``activation``, ``utilization``, ``maturity``) that are
+        rungs of the stage ladder; default: all four. The others are skipped (see the
+        module's docstring).
 
     Returns
     -------
@@ -79,6 +96,11 @@ def milestone_flags(
         ``mature_<category>``, ``mature_categories``, ``mature``, ``maturity_reached_at``,
         ``stage``.
     """
+    names = [m for m, _ in RUNGS]
+    gate = names if gating is None else list(gating)
+    unknown = [g for g in gate if g not in names]
+    if unknown:
+        raise ValueError(f"gating: unknown milestone {unknown[0]!r}; expected some of {names}")
     as_of = naive_utc(as_of)
     as_of_date = ibis.literal(as_of.date(), "date")
     state = milestone_state(
@@ -127,13 +149,23 @@ def milestone_flags(
     cols["mature"] = n_mature >= int(min_categories)
     cols["maturity_reached_at"] = ibis.ifelse(cols["mature"], as_of_date, ibis.null("date"))
     flags = j.select(**cols)
-    # the furthest rung reached now with every earlier rung reached now too (activation
-    # passes the setup rung: see the module's docstring)
-    stage = ibis.cases(
-        (~flags.setup_complete & ~flags.activated, STAGES[0]),
-        (~flags.activated, STAGES[1]),
-        (~flags.utilized, STAGES[2]),
-        (~flags.mature, STAGES[3]),
-        else_=STAGES[4],
-    )
-    return flags.mutate(stage=stage).order_by("account_id")
+    return flags.mutate(stage=_stage(flags, gate)).order_by("account_id")
+
+
+def _stage(flags: Table, gating: Sequence[str]) -> ibis.Value:
+    """The furthest gating rung reached now with every earlier gating rung reached now too
+    (activation passes the setup rung: see the module's docstring)."""
+    reached = {
+        "setup": flags.setup_complete | flags.activated,
+        "activation": flags.activated,
+        "utilization": flags.utilized,
+        "maturity": flags.mature,
+    }
+    cases, below = [], STAGES[0]
+    for milestone, rung in RUNGS:
+        if milestone in gating:
+            cases.append((~reached[milestone], below))
+            below = rung
+    if not cases:
+        return ibis.literal(STAGES[0], "string")
+    return ibis.cases(*cases, else_=below)

@@ -1,7 +1,9 @@
 """Reading the two input tables as Ibis tables on DuckDB (default) or Spark.
 
-Raw events never pass through pandas: Parquet and CSV files are read by the engine, and a
-DuckDB database file is attached read-only. Timestamps are normalised to naive UTC
+Raw events never pass through pandas: Parquet and CSV files are read by the engine, a
+DuckDB database file is attached read-only, and a table of a database Ibis reaches by URL
+(``data.url``, e.g. PostgreSQL) is streamed into the engine as Arrow batches
+(:func:`read_url_tables`). Timestamps are normalised to naive UTC
 timestamps: a naive timestamp (or a CSV value without an offset) is taken as UTC, an ISO 8601
 value with an offset is converted to UTC.
 """
@@ -10,7 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import re
+import urllib.parse
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +38,17 @@ TIMESTAMP_COLUMNS = {"accounts": ("signup_at", "churned_at"), "events": ("occurr
 
 @dataclass(frozen=True)
 class Source:
-    """Where one input table lives: a Parquet or CSV file (or folder), or a DuckDB table."""
+    """Where one input table lives: a Parquet or CSV file (or folder), a DuckDB table, or a
+    table (``schema.table`` or ``table``) of the database at ``url``."""
 
     location: str
     database: str | None = None
+    url: str | None = None
 
     @property
     def kind(self) -> str:
+        if self.url is not None:
+            return "url"
         if self.database is not None:
             return "duckdb"
         name = self.location.lower()
@@ -107,6 +117,8 @@ def read_source(con, source: Source, name: str) -> Table:
         kind = source.kind
     except ValueError as exc:
         raise ValueError(f"data.{name}: {exc}") from None
+    if kind == "url":
+        return read_url_tables(con, source.url, {name: source.location})[name]
     if kind == "duckdb":
         db = Path(source.database)
         if not db.is_file():
@@ -333,8 +345,202 @@ def _engine_errors(path: Path, name: str, kind: str):
 
 
 def read_inputs(con, accounts: Source, events: Source) -> tuple[Table, Table]:
-    """Both raw input tables, as Ibis tables on ``con``."""
+    """Both raw input tables, as Ibis tables on ``con`` (one connection for a shared URL)."""
+    if accounts.url is not None and accounts.url == events.url:
+        both = {"accounts": accounts.location, "events": events.location}
+        tables = read_url_tables(con, accounts.url, both)
+        return tables["accounts"], tables["events"]
     return read_source(con, accounts, "accounts"), read_source(con, events, "events")
+
+
+# ------------------------------------------------------------------ a database reached by URL
+#
+# The URL in the configuration holds no password: a ``${NAME}`` reference is replaced from the
+# environment only when the connection opens (PostgreSQL also reads PGUSER, PGPASSWORD and
+# ~/.pgpass itself). Messages show the URL with its password left out (public_url) and every
+# engine message is scrubbed of the password before it is shown.
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_PARAMETERS = ("password", "passwd", "pwd", "token", "secret")
+_CONNECT_TIMEOUT_SECONDS = 15
+
+
+def _userinfo(url: str) -> tuple[str | None, str | None, str, str]:
+    """``(user, password, scheme, the rest after the user information)`` of ``url``, split as
+    text (up to the last ``@``): a password holding ``/`` or ``#`` unquoted still counts."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return None, None, scheme if sep else "", rest if sep else url
+    userinfo, _, rest = rest.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    return user or None, password if colon else None, scheme, rest
+
+
+def literal_secret(url: str) -> str | None:
+    """What of ``url`` is a password written out (rather than a ``${NAME}`` reference): the
+    URL's password, or a query parameter such as ``password=``; None when there is none."""
+    password = _userinfo(url)[1]
+    if password and not _ENV_REFERENCE.fullmatch(urllib.parse.unquote(password)):
+        return "the password after the user name"
+    for key, value in urllib.parse.parse_qsl(url.partition("?")[2]):
+        if key.lower() in _SECRET_PARAMETERS and not _ENV_REFERENCE.fullmatch(value):
+            return f"the parameter '{key}'"
+    return None
+
+
+def public_url(url: str) -> str:
+    """``url`` without its password or secret parameters: the form messages show."""
+    user, _, scheme, rest = _userinfo(url)
+    rest, question, query = rest.partition("?")
+    if question:
+        kept = [
+            (k, v) for k, v in urllib.parse.parse_qsl(query) if k.lower() not in _SECRET_PARAMETERS
+        ]
+        rest += f"?{urllib.parse.urlencode(kept)}" if kept else ""
+    return f"{scheme}://" * bool(scheme) + (f"{user}@" if user else "") + rest
+
+
+def expand_url(url: str, environ: Mapping[str, str] | None = None) -> tuple[str, list[str]]:
+    """``url`` with each ``${NAME}`` replaced by that environment variable (URL-quoted), and
+    the values put in (to scrub from messages).
+
+    Raises
+    ------
+    ValueError
+        Naming the variables that are not set.
+    """
+    environ = os.environ if environ is None else environ
+    missing = [n for n in dict.fromkeys(_ENV_REFERENCE.findall(url)) if n not in environ]
+    if missing:
+        raise ValueError(
+            f"data.url refers to the environment variable {', '.join(missing)}, which is not set"
+        )
+    values = [environ[n] for n in _ENV_REFERENCE.findall(url)]
+    expanded = _ENV_REFERENCE.sub(lambda m: urllib.parse.quote_plus(environ[m[1]]), url)
+    return expanded, [v for v in values if v]
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        for form in {secret, urllib.parse.quote_plus(secret), urllib.parse.quote(secret)}:
+            text = text.replace(form, "***")
+    return text
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+
+
+def read_url_tables(con, url: str, tables: Mapping[str, str]) -> dict[str, Table]:
+    """Tables of the database at ``url``, copied into ``con``'s engine as temporary tables.
+
+    Parameters
+    ----------
+    con : ibis backend
+        The DuckDB backend the pipeline runs on.
+    url : str
+        An Ibis connection URL (``postgres://user@host:5432/db``); ``${NAME}`` references are
+        replaced from the environment here, never earlier.
+    tables : mapping
+        Input name (``accounts``, ``events``) -> the table's name, ``table`` or ``schema.table``.
+
+    Returns
+    -------
+    dict
+        Input name -> the raw Ibis table on ``con`` (column names and types as the database
+        has them). The rows stream as Arrow batches; the remote connection is closed on return.
+
+    Raises
+    ------
+    ValueError
+        An unknown kind of URL, a server that cannot be reached or refuses the login, a missing
+        table (naming it and the tables there), or a read that fails; never with the password.
+    """
+    if engine_of(con) != "duckdb":
+        raise ValueError("data.url: a database source is read with engine duckdb")
+    shown = public_url(url)
+    expanded, secrets = expand_url(url)
+    remote = _connect_url(expanded, shown, secrets)
+    try:
+        out = {}
+        for name, location in tables.items():
+            table = _remote_table(remote, location, name, shown, secrets)
+            try:
+                out[name] = _copy_into_duckdb(con, table, name)
+            except Exception as exc:
+                raise ValueError(
+                    f"data.{name}: cannot read the table '{location}' of {shown}: "
+                    f"{_scrub(_first_line(exc), secrets)}"
+                ) from exc
+        return out
+    finally:
+        with contextlib.suppress(Exception):
+            remote.disconnect()
+
+
+def _connect_url(expanded: str, shown: str, secrets: list[str]):
+    parts = urllib.parse.urlsplit(expanded)
+    options: dict[str, Any] = {}
+    if parts.scheme in ("postgres", "postgresql"):
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        options["connect_timeout"] = query.get("connect_timeout", _CONNECT_TIMEOUT_SECONDS)
+        options["application_name"] = query.get("application_name", "milestones")
+    try:
+        return ibis.connect(expanded, **options)
+    except ImportError as exc:
+        raise ValueError(
+            f"data.url: reading {parts.scheme or 'this'} sources needs a driver that is not "
+            f"installed ({exc.name or _first_line(exc)}); for PostgreSQL install the extra: "
+            "pip install -e '.[postgres]' (make install-postgres)"
+        ) from None
+    except ValueError as exc:
+        if "know how to connect" in str(exc):  # Ibis' message holds the URL: not shown
+            raise ValueError(
+                f"data.url: not a database URL Ibis can open: {shown} (expected e.g. "
+                "postgres://user@host:5432/database)"
+            ) from None
+        raise ValueError(_cannot_connect(parts, shown, exc, secrets)) from None
+    except Exception as exc:
+        raise ValueError(_cannot_connect(parts, shown, exc, secrets)) from exc
+
+
+def _cannot_connect(parts, shown: str, exc: BaseException, secrets: list[str]) -> str:
+    where = parts.hostname or "the default host"
+    with contextlib.suppress(ValueError):  # a port that is not a number
+        where += f":{parts.port}" if parts.port else ""
+    return (
+        f"data.url: cannot connect to the database server at {where} ({shown}): "
+        f"{_scrub(_first_line(exc), secrets)}"
+    )
+
+
+def _remote_table(remote, location: str, name: str, shown: str, secrets: list[str]) -> Table:
+    schema, _, table = location.rpartition(".")
+    try:
+        names = remote.list_tables(database=schema or None)
+    except Exception as exc:
+        raise ValueError(
+            f"data.{name}: cannot list the tables of {shown}"
+            f"{f' (schema {schema})' if schema else ''}: {_scrub(_first_line(exc), secrets)}"
+        ) from exc
+    if table not in names:
+        listed = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "") or "none"
+        raise ValueError(f"data.{name}: no table '{location}' in {shown} (its tables: {listed})")
+    return remote.table(table, database=schema or None)
+
+
+def _copy_into_duckdb(con, table: Table, name: str) -> Table:
+    """``table`` (of another backend) as a temporary DuckDB table, streamed as Arrow batches."""
+    reader = table.to_pyarrow_batches(chunk_size=200_000)
+    view = f"_milestones_arrow_{name}_{uuid.uuid4().hex[:8]}"
+    target = f"raw_{name}"
+    con.con.register(view, reader)
+    try:
+        con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "{target}" AS SELECT * FROM "{view}"')
+    finally:
+        con.con.unregister(view)
+    return con.table(target)
 
 
 def as_utc_timestamp(col: Value) -> Value:

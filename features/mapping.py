@@ -4,10 +4,13 @@ Two settings of the configuration's ``data`` section, applied to the raw tables 
 they are read (before validation, so rules, messages and everything downstream see the
 contract's names and timestamp columns):
 
-- ``data.columns``: contract column -> the source's column name, for example
-  ``{account_id: org_id, occurred_at: ts, event: name}``. One mapping serves both tables: a
-  key is applied to each table whose contract has that column (``account_id`` to both).
-  Renaming is an Ibis ``select`` of the columns under their new names; no SQL text is built.
+- ``data.columns``: contract column -> the source's column name, in one of two forms. Flat,
+  ``{account_id: org_id, occurred_at: ts, event: name}``: one mapping serves both tables, a
+  key is applied to each table whose contract has that column (``account_id`` to both). Per
+  table, ``{accounts: {account_id: id}, events: {account_id: org_id, occurred_at: ts}}``: each
+  table has its own mapping (a table left out keeps its names), for sources whose tables name
+  the same contract column differently. Renaming is an Ibis ``select`` of the columns under
+  their new names; no SQL text is built.
 - ``data.timestamps``: contract timestamp column -> ``seconds``, ``milliseconds`` or ``iso``
   (the default: a timestamp, a date or ISO 8601 text). A numeric column, or CSV text, of epoch
   seconds or milliseconds becomes a naive UTC timestamp.
@@ -16,6 +19,7 @@ contract's names and timestamp columns):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import ibis
 import ibis.expr.datatypes as idt
@@ -30,30 +34,80 @@ _EPOCH_RANGE_SECONDS = (-62_135_596_800, 253_402_300_799)
 _PER_SECOND = {"seconds": 1, "milliseconds": 1_000}
 
 
-def check_column_mapping(columns: Mapping[str, str]) -> None:
-    """``data.columns``: keys are contract columns; no table takes one source column twice.
+def table_mappings(columns: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """``data.columns`` in either form as one mapping per table: ``{accounts: {...}, events:
+    {...}}`` (contract column -> source column).
 
     Raises
     ------
     ValueError
-        Naming the unknown keys (and the contract's columns), an empty source name, or the keys
-        that map one table's columns to the same source column.
+        When the two forms are mixed, a per-table key is not ``accounts`` or ``events``, or a key
+        is not a contract column (of that table, in the per-table form).
     """
-    known = dict.fromkeys([*ACCOUNT_COLUMNS, *EVENT_COLUMNS])
-    unknown = [k for k in columns if k not in known]
-    if unknown:
+    nested = [key for key, value in columns.items() if isinstance(value, Mapping)]
+    if not nested:
+        known = dict.fromkeys([*ACCOUNT_COLUMNS, *EVENT_COLUMNS])
+        unknown = [k for k in columns if k not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown contract column {', '.join(repr(k) for k in unknown)} (the keys are "
+                f"contract columns: {', '.join(known)}; the values the source's column names; "
+                "or, per table, {accounts: {...}, events: {...}})"
+            )
+        return {
+            table: {k: str(v) for k, v in columns.items() if k in contract}
+            for table, contract in CONTRACT_COLUMNS.items()
+        }
+    if len(nested) != len(columns):
+        flat = [key for key in columns if key not in nested]
         raise ValueError(
-            f"unknown contract column {', '.join(repr(k) for k in unknown)} (the keys are "
-            f"contract columns: {', '.join(known)}; the values the source's column names)"
+            f"mixes the two forms ({', '.join(flat)} flat, {', '.join(nested)} per table): write "
+            "either {contract column: source column} for both tables, or {accounts: {...}, "
+            "events: {...}}"
         )
-    empty = [k for k, v in columns.items() if not str(v).strip()]
-    if empty:
-        raise ValueError(f"an empty source column name for {', '.join(empty)}")
+    tables = [k for k in columns if k not in CONTRACT_COLUMNS]
+    if tables:
+        raise ValueError(
+            f"unknown table {', '.join(repr(k) for k in tables)} in the per-table form (the "
+            "tables: accounts, events)"
+        )
+    out = {}
     for table, contract in CONTRACT_COLUMNS.items():
+        mapping = dict(columns.get(table) or {})
+        unknown = [k for k in mapping if k not in contract]
+        if unknown:
+            raise ValueError(
+                f"{table}: {', '.join(repr(k) for k in unknown)} is not a column of the {table} "
+                f"contract (its columns: {', '.join(contract)})"
+            )
+        out[table] = {k: str(v) for k, v in mapping.items()}
+    return out
+
+
+def _key_path(columns: Mapping[str, Any], table: str, key: str) -> str:
+    """The configuration key of a mapped column: ``data.columns[.table].key``."""
+    nested = any(isinstance(v, Mapping) for v in columns.values())
+    return f"data.columns.{table}.{key}" if nested else f"data.columns.{key}"
+
+
+def check_column_mapping(columns: Mapping[str, Any]) -> None:
+    """``data.columns`` (flat or per table): keys are contract columns; no table takes one
+    source column twice.
+
+    Raises
+    ------
+    ValueError
+        Naming the unknown keys (and the contract's columns), an empty source name, the keys
+        that map one table's columns to the same source column, or a mix of the two forms.
+    """
+    per_table = table_mappings(columns)
+    for table, mapping in per_table.items():
+        empty = [k for k, v in mapping.items() if not v.strip()]
+        if empty:
+            raise ValueError(f"an empty source column name for {', '.join(empty)}")
         by_source: dict[str, list[str]] = {}
-        for key in contract:
-            if key in columns:
-                by_source.setdefault(columns[key], []).append(key)
+        for key, source in mapping.items():
+            by_source.setdefault(source, []).append(key)
         for source, keys in by_source.items():
             if len(keys) > 1:
                 raise ValueError(
@@ -82,8 +136,10 @@ def check_timestamp_units(units: Mapping[str, str]) -> None:
         raise ValueError(f"expected {' or '.join(TIMESTAMP_UNITS)}, got {', '.join(wrong)}")
 
 
-def rename_columns(raw: Table, table: str, columns: Mapping[str, str]) -> Table:
+def rename_columns(raw: Table, table: str, columns: Mapping[str, Any]) -> Table:
     """``raw`` with the mapped source columns under their contract names (order kept).
+
+    ``columns`` is ``data.columns`` in either form (flat or per table).
 
     Raises
     ------
@@ -91,22 +147,22 @@ def rename_columns(raw: Table, table: str, columns: Mapping[str, str]) -> Table:
         When a mapped source column is absent from ``raw``, or when a column of ``raw`` already
         bears the contract name a source column is mapped to.
     """
-    mapped = {key: source for key, source in columns.items() if key in CONTRACT_COLUMNS[table]}
+    mapped = table_mappings(columns)[table]
     renamed = {source: key for key, source in mapped.items() if source != key}
     have = list(raw.columns)
     for key, source in mapped.items():
         if source not in have:
             shown = ", ".join(have[:30]) + (", ..." if len(have) > 30 else "")
             raise ValueError(
-                f"data.columns.{key}: the {table} table has no column '{source}' to read as "
-                f"'{key}' (its columns: {shown})"
+                f"{_key_path(columns, table, key)}: the {table} table has no column '{source}' "
+                f"to read as '{key}' (its columns: {shown})"
             )
     for source, key in renamed.items():
         if key in have and key not in renamed:
             raise ValueError(
-                f"data.columns.{key}: the {table} table has a column '{key}' besides '{source}', "
-                f"which is mapped to '{key}': drop or rename one of them in the source, or map "
-                f"'{key}' to another name"
+                f"{_key_path(columns, table, key)}: the {table} table has a column '{key}' "
+                f"besides '{source}', which is mapped to '{key}': drop or rename one of them in "
+                f"the source, or map '{key}' to another name"
             )
     if not renamed:
         return raw
@@ -193,7 +249,7 @@ def contract_inputs(
     accounts_raw: Table,
     events_raw: Table,
     *,
-    columns: Mapping[str, str] | None = None,
+    columns: Mapping[str, Any] | None = None,
     timestamps: Mapping[str, str] | None = None,
 ) -> tuple[Table, Table]:
     """Both raw tables with the contract's column names and epoch columns as timestamps.

@@ -96,6 +96,8 @@ def run(
 
         with _no_heartbeat():
             result = retrain_flow(cfg, str(out) if out else None)
+        for line in result.get("verdict", []):  # what the data could not confirm, first
+            typer.echo(line)
         typer.echo(f"report: {result['report']}")
         typer.echo(f"scores: {result['scores']}")
         typer.echo(f"mlflow run: {result['run_id']}")
@@ -218,6 +220,49 @@ def features(
 
 
 @app.command()
+def backtest(
+    config: Path = ConfigOpt,
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for backtest.json and backtest.html (replaced whole)."
+    ),
+    origins: int | None = typer.Option(
+        None, "--origins", min=1, help="How many past origins to test (default 2)."
+    ),
+    step_months: int | None = typer.Option(
+        None,
+        "--step-months",
+        min=1,
+        help="Months between as_of and the newest origin, and between origins (default 6); "
+        "retention.horizon_days must fit in one step.",
+    ),
+    engine: str | None = EngineOpt,
+    as_of: str | None = AsOfOpt,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="More log lines."),
+) -> None:
+    """Backtest the milestones: derive them at past origins, then measure what happened since.
+
+    Each origin is as_of (configured, else the latest event) minus k steps. At each, the data
+    are cut off as they stood then (later accounts, events and churn left out), the feature
+    tables, models and thresholds are derived as `run` derives them (nothing is published to
+    the model registry), and the accounts live at the origin are followed for
+    retention.horizon_days in the real data: each milestone's retention lift with its interval,
+    the model's ROC AUC and calibration against the plan-and-seats baseline, and the
+    thresholds' stability across origins. Writes backtest.json and backtest.html atomically.
+    Exit status 2 when the horizon does not fit between the newest origin and as_of.
+    """
+    _start(verbose)
+
+    def body():
+        from flows.steps.backtest import run_backtest
+
+        result = run_backtest(_load(config, engine, as_of), out, origins, step_months)
+        typer.echo(f"backtest: {result['json']}")
+        typer.echo(f"report: {result['report']}")
+
+    _guard("backtest", body)
+
+
+@app.command()
 def report(
     run_id: str = typer.Option(..., "--run", help="The MLflow run whose report to rebuild."),
     config: Path = ConfigOpt,
@@ -273,6 +318,141 @@ def history(
     _guard("history", body)
 
 
+def _profile_sources(config, accounts, events, engine, as_of):
+    """The profile's configuration (or None) and sources: a configuration's, or two files."""
+    from flows.errors import ConfigError
+    from flows.steps.profile import Sources, sources_from_config
+
+    if config is not None and (accounts is not None or events is not None):
+        raise ConfigError("give either --config or --accounts and --events, not both")
+    if config is not None:
+        cfg = _load(config, engine, as_of)
+        return cfg, sources_from_config(cfg)
+    if accounts is None or events is None:
+        raise ConfigError("give --accounts and --events (or --config)")
+    src = Sources(
+        accounts=str(accounts.resolve()),
+        events=str(events.resolve()),
+        as_of=_as_of_value(as_of),
+        engine=engine or "duckdb",
+    )
+    return None, src
+
+
+def _as_of_value(as_of: str | None):
+    from features.values import naive_utc
+    from flows.errors import ConfigError
+
+    try:
+        return naive_utc(as_of)
+    except ValueError:
+        raise ConfigError(f"--as-of: expected an ISO date or timestamp, got {as_of!r}") from None
+
+
+@app.command()
+def profile(
+    accounts: Path | None = typer.Option(
+        None, "--accounts", "-a", help="The accounts table (Parquet or CSV)."
+    ),
+    events: Path | None = typer.Option(
+        None, "--events", "-e", help="The events table (Parquet or CSV)."
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="Read the configured sources instead (data.columns, data.timestamps, the "
+        "database), with its churn rule and windows.",
+    ),
+    out: Path = typer.Option(
+        Path("out/profile"), "--out", "-o", help="Folder for profile.html and profile.json."
+    ),
+    engine: str | None = EngineOpt,
+    as_of: str | None = AsOfOpt,
+) -> None:
+    """Describe the data as the milestone method needs it, on one page.
+
+    History length, accounts and churn rate by month, events by reach and volume, each
+    event's median first use after signup and its association with later retention (users
+    against non-users in an early window: the risk ratio of staying, with its interval, and
+    the early count that best separates who stays), how often active accounts are active
+    (daily, weekly, monthly), seats and plans, and the return rate after silence gaps (the
+    inactivity gap of `retention.churn: inactivity`). Computed in the engine; the inputs are
+    validated first (exit 2 when a rule breaks). Writes profile.html and profile.json into
+    the folder atomically.
+    """
+    _start()
+
+    def body():
+        from flows.runtime import Stage
+        from flows.steps.profile import (
+            build_profile,
+            open_config_inputs,
+            open_sources,
+            write_profile,
+        )
+
+        cfg, src = _profile_sources(config, accounts, events, engine, as_of)
+        with Stage(1, 3, "validate the inputs"):
+            inputs, churn = open_config_inputs(cfg) if cfg else open_sources(src)
+        with Stage(2, 3, "profile the data"):
+            result = build_profile(
+                inputs,
+                churn,
+                windows=src.windows,
+                sources={"accounts": src.accounts, "events": src.events},
+            )
+        with Stage(3, 3, "write the page"):
+            page = write_profile(result, out)
+        typer.echo(f"profile: {page}")
+        typer.echo(f"data: {page.with_name('profile.json')}")
+
+    _guard("profile", body)
+
+
+@app.command()
+def init(
+    accounts: Path = typer.Option(..., "--accounts", "-a", help="The accounts table."),
+    events: Path = typer.Option(..., "--events", "-e", help="The events table."),
+    out: Path = typer.Option(..., "--out", "-o", help="The configuration file to write (YAML)."),
+    force: bool = typer.Option(False, "--force", help="Replace the file if it exists."),
+    engine: str | None = EngineOpt,
+    as_of: str | None = AsOfOpt,
+) -> None:
+    """Propose a first configuration from the data, with the evidence for each proposal.
+
+    Writes a commented YAML file of the same schema as configs/demo.yaml, ready for
+    `milestones run`: the activation event (events ranked by how well an early count
+    separates the customers who stay from those who leave, weighted by reach; the
+    runners-up in comments), the setup candidates (what most accounts do first), maturity
+    categories (features grouped by co-usage, named after their most used member, for you
+    to rename or move), windows and horizon fitted to the usage frequency and the history,
+    and per-seat utilization when seats vary. Nothing it proposes is final. An existing
+    file is kept unless --force (exit 2).
+    """
+    _start()
+
+    def body():
+        from flows.steps.init import check_target, init_config
+
+        check_target(out.resolve(), force)  # before any work
+        result = init_config(
+            accounts,
+            events,
+            out,
+            force=force,
+            as_of=_as_of_value(as_of),
+            engine=engine or "duckdb",
+        )
+        typer.echo(f"configuration: {out.resolve()}")
+        typer.echo(
+            f"activation: {result['activation']!r}; {len(result['setup'])} setup candidates; "
+            f"{len(result['categories'])} maturity categories (proposals: read the comments)"
+        )
+
+    _guard("init", body)
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(
@@ -281,6 +461,17 @@ def demo(
     accounts: int = typer.Option(5000, "--accounts", "-n", min=50, help="Number of accounts."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data)."),
     fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
+    effect: str = typer.Option(
+        "planted",
+        "--effect",
+        help="planted (the milestones), weak (churn independent of usage) or smooth "
+        "(retention rising gradually with use, no step).",
+    ),
+    names: str = typer.Option(
+        "standard",
+        "--names",
+        help="standard, or messy (plus a long tail of oddly spelled noise event names).",
+    ),
 ) -> None:
     """Generate the demo data (a fictional customer-support SaaS) with planted milestones.
 
@@ -296,7 +487,19 @@ def demo(
         log = logging.getLogger("milestones")
         if fmt not in ("parquet", "csv"):
             _fail(f"--format: expected 'parquet' or 'csv', got {fmt!r}", 2)
-        result = write_demo(out, n_accounts=accounts, seed=seed, fmt=fmt, progress=log.info)
+        if effect not in ("planted", "weak", "smooth"):
+            _fail(f"--effect: expected 'planted', 'weak' or 'smooth', got {effect!r}", 2)
+        if names not in ("standard", "messy"):
+            _fail(f"--names: expected 'standard' or 'messy', got {names!r}", 2)
+        result = write_demo(
+            out,
+            n_accounts=accounts,
+            seed=seed,
+            fmt=fmt,
+            progress=log.info,
+            effect=effect,
+            names=names,
+        )
         typer.echo(
             f"demo data: {result['n_accounts']} accounts, {result['n_events']} events in {out}"
         )

@@ -34,22 +34,40 @@ class _Model(BaseModel):
 
 
 class DataConfig(_Model):
-    """Where the two input tables live."""
+    """Where the two input tables live: files, a DuckDB file (``database``), or a database
+    reached by URL (``url``), whose ``accounts`` and ``events`` are then table names."""
 
-    accounts: str = Field(description="Parquet or CSV file, or a table name inside `database`.")
-    events: str = Field(description="Parquet or CSV file, or a table name inside `database`.")
+    accounts: str = Field(
+        description="Parquet or CSV file, or a table name inside `database` or at `url` "
+        "(`table` or `schema.table`)."
+    )
+    events: str = Field(
+        description="Parquet or CSV file, or a table name inside `database` or at `url` "
+        "(`table` or `schema.table`)."
+    )
     database: str | None = Field(
         default=None, description="A DuckDB database file holding the two tables."
+    )
+    url: str | None = Field(
+        default=None,
+        description="A database Ibis connects to by URL, e.g. "
+        "`postgres://milestones@db.internal:5432/analytics` (PostgreSQL needs the `postgres` "
+        "extra). No password in the file: write `${NAME}` where the environment holds it "
+        "(`postgres://milestones:${MILESTONES_DB_PASSWORD}@db.internal/analytics`), or leave "
+        "it out and let libpq read PGPASSWORD (or ~/.pgpass; PGUSER, PGHOST too). The tables "
+        "are copied into DuckDB as they are read; the URL is only ever shown without password.",
     )
     as_of: dt.datetime | None = Field(
         default=None,
         description="Scoring date, held as naive UTC (a value with an offset is converted). "
         "Default: the latest event time.",
     )
-    columns: dict[str, str] = Field(
+    columns: dict[str, str | dict[str, str]] = Field(
         default_factory=dict,
-        description="Contract column -> the source's column name (e.g. {account_id: org_id, "
-        "occurred_at: ts}); applied to each table whose contract has the column.",
+        description="Contract column -> the source's column name. Flat, {account_id: org_id, "
+        "occurred_at: ts}: applied to each table whose contract has the column. Per table, "
+        "{accounts: {account_id: id}, events: {account_id: org_id, occurred_at: ts}}: each "
+        "table its own (a table left out keeps its names).",
     )
     timestamps: dict[str, Literal["iso", "seconds", "milliseconds"]] = Field(
         default_factory=dict,
@@ -58,9 +76,35 @@ class DataConfig(_Model):
         "milliseconds (numbers, or numeric CSV text), read as UTC.",
     )
 
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, v: str | None) -> str | None:
+        from features.io import literal_secret
+
+        if v is None:
+            return v
+        if not v.strip() or "://" not in v:
+            raise ValueError("expected a database URL such as postgres://user@host:5432/database")
+        secret = literal_secret(v)
+        if secret:
+            raise ValueError(
+                f"the URL holds a password ({secret}): keep it out of the file; write "
+                "${NAME} in its place and set the environment variable NAME, or leave it out "
+                "and set PGPASSWORD (PostgreSQL)"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind_of_source(self) -> DataConfig:
+        if self.url is not None and self.database is not None:
+            raise ValueError(
+                "data.url and data.database are both set: the tables are read from one of them"
+            )
+        return self
+
     @field_validator("columns")
     @classmethod
-    def _contract_columns(cls, v: dict[str, str]) -> dict[str, str]:
+    def _contract_columns(cls, v: dict[str, Any]) -> dict[str, Any]:
         from features.mapping import check_column_mapping
 
         check_column_mapping(v)
@@ -333,6 +377,15 @@ class Config(_Model):
     base_dir: Path = Field(default=Path("."), exclude=True)
     source: Path | None = Field(default=None, exclude=True, description="The YAML file read.")
 
+    @model_validator(mode="after")
+    def _url_on_duckdb(self) -> Config:
+        if self.data.url and self.engine != "duckdb":
+            raise ValueError(
+                "data.url is read with engine duckdb (the tables are copied into it); with "
+                "Spark, export the tables to Parquet and name the files"
+            )
+        return self
+
     @property
     def trailing_days(self) -> int:
         return self.features.trailing_days or self.milestones.maturity.window_days
@@ -349,7 +402,9 @@ class Config(_Model):
         return Path(self.history) if self.history else Path(out).parent / HISTORY_FILE
 
     def input_files(self) -> list[Path]:
-        """The files that hold the input data (for the run's fingerprint)."""
+        """The files that hold the input data (for the run's fingerprint); none for a URL."""
+        if self.data.url:
+            return []
         if self.data.database:
             return [Path(self.data.database)]
         return [Path(self.data.accounts), Path(self.data.events)]
@@ -492,7 +547,9 @@ def _resolved(cfg: Config) -> Config:
     """Every path absolute, the tracking store settled: done once, at load."""
     base = cfg.base_dir
     data = cfg.data
-    if data.database:
+    if data.url:
+        pass  # accounts and events are table names of that database
+    elif data.database:
         data = data.model_copy(update={"database": _absolute(base, data.database)})
     else:
         data = data.model_copy(

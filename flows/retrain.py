@@ -79,6 +79,9 @@ def publish_tracked(cfg: Config, staging: Path, out: Path, logged: dict, scores:
 
 def retrain(cfg: Config, out: str | Path | None = None) -> dict:
     """The retrain flow's body, on a loaded configuration (see :func:`retrain_flow`)."""
+    from models.stats import fmt_number
+    from models.verdict import verdict_lines
+
     started = time.perf_counter()
     out_dir = Path(out).resolve() if out else cfg.out_dir
     with staged(out_dir) as staging:
@@ -97,15 +100,26 @@ def retrain(cfg: Config, out: str | Path | None = None) -> dict:
                 auc["baseline"]["roc_auc"],
                 trained["rows"]["sampled"],
             )
+            beats = trained["usage_vs_baseline"]
+            st.note(
+                "usage %s plan and seats: ROC AUC difference %s (interval %s to %s)",
+                "beats" if beats["beats"] else "does not beat",
+                *(fmt_number(v) for v in (beats["auc_difference"], *beats["ci"])),
+            )
         with Stage(4, STAGES, "derive the milestone thresholds") as st:
             thresholds = thresholds_task(cfg, tables)
             st.note(
-                "activation %s, utilization %.2f, setup steps %s, maturity %s of %d categories",
-                thresholds["activation"]["threshold"],
-                thresholds["utilization"]["threshold"],
+                "activation %s (%s), utilization %s (%s), setup steps %s (%s), maturity %s of %d "
+                "categories (%s)",
+                fmt_number(thresholds["activation"]["threshold"]),
+                thresholds["activation"]["status"],
+                fmt_number(thresholds["utilization"]["threshold"]),
+                thresholds["utilization"]["status"],
                 thresholds["setup"]["steps"],
+                thresholds["setup"]["status"],
                 thresholds["maturity"]["min_categories"],
                 len(thresholds["maturity"]["categories"]),
+                thresholds["maturity"]["status"],
             )
         with Stage(5, STAGES, "score the live accounts") as st:
             models = trained["models"]
@@ -130,6 +144,7 @@ def retrain(cfg: Config, out: str | Path | None = None) -> dict:
                     summary=summary,
                     calibration=trained["calibration"],
                 )
+                inputs_step.write_data_docs(staging, inputs)  # GE's HTML pages of validation
             review_task(cfg, staging, tables, inputs.as_of)  # against the champion before it
             run_id = publish_task(cfg, staging, out_dir, trained, summary, scores)
             st.note("MLflow run %s", run_id)
@@ -139,6 +154,8 @@ def retrain(cfg: Config, out: str | Path | None = None) -> dict:
         "report": str(out_dir / "report.html"),
         "scores": str(out_dir / "scores.csv"),
         "run_id": run_id,
+        # what the data could and could not confirm: the run summary's first lines
+        "verdict": verdict_lines(thresholds, summary.get("usage_vs_baseline")),
     }
 
 

@@ -26,6 +26,9 @@ SETUP_MAX_PREVALENCE = 0.9
 SETUP_MIN_LIFT = 1.1
 #: Days of the utilization period, in the rule sentences ("... per 30 days").
 UTILIZATION_PERIOD_DAYS = 30
+#: A derived threshold whose interval's upper end is more than this many times its lower end
+#: is too uncertain to act on (its milestone is ``unconfirmed``).
+MAX_CI_RATIO = 2.0
 
 # --------------------------------------------------------------------------- importance
 

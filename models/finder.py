@@ -21,7 +21,7 @@ from features.values import jsonable
 from models.binning import BinnedMetric, best_cut, chi2_at_cuts
 from models.defaults import CONFIDENCE, MAX_CANDIDATES, MIN_SIDE_SHARE, N_BOOTSTRAP
 from models.stats import binary, make_rng, num, ratio, to_float
-from models.steptrend import step_vs_trend
+from models.steptrend import Clusters, step_vs_trend
 
 __all__ = ["CRITERION", "MIN_ROWS", "ThresholdFinder"]
 
@@ -53,6 +53,24 @@ class ThresholdFinder:
     Because the maximum over many cuts is inflated, its p-value comes from a permutation
     test of the outcome (the same maximum recomputed ``n_bootstrap`` times on permuted
     outcomes; each permutation is one multivariate hypergeometric draw over the bins).
+
+    **Rows of one account** (``groups``; snapshot rows repeat an account month after
+    month, with a persistent usage level and a persistent churn propensity). Permuting rows
+    would then break the correlation within accounts that the observed statistic keeps,
+    and pure noise would pass for a threshold in about half of the samples. With ``groups``
+    every test works on whole accounts instead:
+
+    - the permutation test permutes whole accounts: each account's sequence of outcomes (its
+      rows in the order given, which is the snapshot order) moves, as a block, to another
+      account with the same number of rows, whose metric values it then meets. Under the
+      null (the metric process of an account independent of its outcome process) these
+      pairings are exchangeable, and the within-account correlation of both stays intact;
+      accounts with a row count no other account has keep their own outcomes;
+    - the step-versus-trend statistic is divided by the design effect of the step
+      (:mod:`models.steptrend`), which makes it cluster-robust;
+    - the interval resamples whole accounts (see below);
+    - :meth:`evaluate` divides the fixed-cut chi-square by the design effect of the
+      difference in rates (Rao & Scott 1984).
 
     **Step or smooth trend.** A maximally selected statistic is large for any monotone
     association, so a smooth trend would also produce a "threshold". The evidence therefore
@@ -111,8 +129,8 @@ class ThresholdFinder:
 
     Notes
     -----
-    The p-values treat rows as independent; with several rows per account they are
-    optimistic, and only the interval accounts for ``groups``.
+    Without ``groups`` every test treats rows as independent: right for one row per account
+    (tenure rows), optimistic for several (pass ``groups``).
     """
 
     def __init__(
@@ -189,8 +207,9 @@ class ThresholdFinder:
         outcome : array-like of 0/1 or bool, shape (n,)
             The binary outcome (for example retained).
         groups : array-like, shape (n,), optional
-            Group of each row (for example ``account_id``); the bootstrap resamples whole
-            groups.
+            Group of each row (for example ``account_id``), rows of a group in time order;
+            the permutation test, the step-versus-trend test and the bootstrap then work on
+            whole groups (see the class docstring).
 
         Returns
         -------
@@ -204,7 +223,8 @@ class ThresholdFinder:
         ``n_at_or_above``, ``share_at_or_above``, ``rate_at_or_above``, ``rate_below``,
         ``lift`` (rate ratio), ``difference``, ``direction``, ``step_vs_trend``
         (``statistic``, ``p_value``, ``p_value_method``, ``p_value_asymptotic``, ``df``,
-        ``trend``, ``test``), ``kind``, ``ci``,
+        ``trend``, ``test``; with ``groups`` also ``statistic_unadjusted``,
+        ``design_effect`` and ``n_groups``), ``kind``, ``ci``,
         ``confidence``, ``bootstrap`` (``n_bootstrap``, ``n_valid``, ``resampled``,
         ``n_groups``, ``share_selecting_threshold``), ``min_side_share`` and ``curve``
         (outcome rate by metric decile).
@@ -235,10 +255,15 @@ class ThresholdFinder:
 
         threshold = num(binned.edges[cut], binned.integral)
         statistic = float(chi[cut])
-        p_value, perm_method = self._permutation_p(binned, statistic, rng)
+        if codes is None:
+            p_value, perm_method = self._permutation_p(binned, statistic, rng)
+            clusters = None
+        else:
+            p_value, perm_method = self._group_permutation_p(binned, y, codes, statistic, rng)
+            clusters = Clusters.from_rows(codes, binned.bin_of_row, y, binned.n_bins)
         bootstrap, ci = self._bootstrap(binned, y, codes, threshold, rng)
 
-        evidence = self._describe(binned, cut, selected=True, rng=rng)
+        evidence = self._describe(binned, cut, selected=True, rng=rng, clusters=clusters)
         evidence.update(
             statistic=statistic,
             phi=math.sqrt(statistic / binned.n_rows),
@@ -259,12 +284,15 @@ class ThresholdFinder:
         """Evidence at a given (for example pinned) threshold, without searching.
 
         The same keys as ``evidence_`` after :meth:`fit`, except that the cut is fixed, so
-        ``p_value`` is the plain chi-square test (1 df) and there is no interval; ``groups``
-        is only checked. Returns a JSON-serialisable dict.
+        ``p_value`` is the chi-square test (1 df) and there is no interval. With ``groups``
+        (accounts) the chi-square is divided by the design effect of the difference in
+        rates, ``design_effect`` (Rao-Scott; see the class docstring), and the
+        step-versus-trend statistic by the design effect of the step. Returns a
+        JSON-serialisable dict.
         """
         if threshold is None or not math.isfinite(float(threshold)):
             raise ValueError(f"threshold must be a finite number, got {threshold!r}")
-        x, y, _ = self._check_data(metric, outcome, groups)
+        x, y, codes = self._check_data(metric, outcome, groups)
         binned = BinnedMetric(
             x,
             y,
@@ -274,18 +302,28 @@ class ThresholdFinder:
         )
         cut = binned.cut_index(float(threshold))
         chi = chi2_at_cuts(binned.n, binned.pos, 0.0)[cut]
-        evidence = self._describe(binned, cut)
+        clusters = None
+        if codes is not None:
+            clusters = Clusters.from_rows(codes, binned.bin_of_row, y, binned.n_bins)
+        evidence = self._describe(binned, cut, clusters=clusters)
         evidence["threshold"] = num(threshold, float(threshold).is_integer())
         if math.isfinite(chi) and evidence["n_at_or_above"] and evidence["n_at_or_above"] < x.size:
             statistic = float(chi)
+            method = "chi-square test at a fixed cut (1 df)"
+            if codes is not None:
+                deff = _rate_difference_deff(binned, y, codes, cut)
+                evidence.update(statistic_unadjusted=statistic, design_effect=deff)
+                statistic = statistic / deff
+                method += ", divided by the design effect over accounts (Rao-Scott)"
             p_value = float(stats.chi2.sf(statistic, 1))
-            evidence.update(statistic=statistic, phi=math.sqrt(statistic / x.size))
+            evidence.update(statistic=statistic, phi=math.sqrt(float(chi) / x.size))
         else:
             statistic, p_value = None, None
             evidence.update(statistic=None, phi=None)
+            method = "chi-square test at a fixed cut (1 df)"
         evidence.update(
             p_value=p_value,
-            p_value_method="chi-square test at a fixed cut (1 df)",
+            p_value_method=method,
             confidence=float(self.confidence),
         )
         alpha = 1.0 - float(self.confidence)
@@ -315,6 +353,7 @@ class ThresholdFinder:
         *,
         selected: bool = False,
         rng: np.random.Generator | None = None,
+        clusters: Clusters | None = None,
     ) -> dict:
         """Rates on each side of the cut, the step-vs-trend test and the decile curve."""
         n_rows = binned.n_rows
@@ -366,6 +405,7 @@ class ThresholdFinder:
                 search=lambda n, pos: best_cut(chi2_at_cuts(n, pos, share)),
                 n_sim=int(self.n_bootstrap),
                 rng=rng,
+                clusters=clusters,
             )
         ev["curve"] = self._curve(binned)
         return ev
@@ -404,6 +444,48 @@ class ThresholdFinder:
         max_chi = chi.max(axis=1)
         exceed = int(np.sum(max_chi >= statistic * (1 - 1e-9)))
         method = f"permutation test of the maximum over candidate cuts ({b} permutations)"
+        return (1 + exceed) / (1 + b), method
+
+    def _group_permutation_p(
+        self,
+        binned: BinnedMetric,
+        y: np.ndarray,
+        codes: np.ndarray,
+        statistic: float,
+        rng: np.random.Generator,
+    ) -> tuple[float, str]:
+        """Permutation p-value with whole accounts permuted among accounts of equal size.
+
+        Each permutation moves every account's outcome sequence (its rows in the order
+        given) to another account with the same number of rows; the metric values stay.
+        """
+        b = int(self.n_bootstrap)
+        n_rows = codes.size
+        order = np.argsort(codes, kind="stable")  # rows by account, in their given order
+        sizes = np.bincount(codes)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        # src[i] = the row whose outcome row i receives in a permutation
+        blocks = []
+        for size in np.unique(sizes):
+            accounts = np.flatnonzero(sizes == size)
+            if accounts.size < 2:
+                continue
+            rows = order[starts[accounts][:, None] + np.arange(size)[None, :]]
+            perms = np.argsort(rng.random((b, accounts.size)), axis=1)
+            blocks.append((rows, perms))
+        pos = np.empty((b, binned.n_bins))
+        src = np.arange(n_rows)
+        for i in range(b):
+            for rows, perms in blocks:
+                src[rows.ravel()] = rows[perms[i]].ravel()
+            pos[i] = np.bincount(binned.bin_of_row, weights=y[src], minlength=binned.n_bins)
+        chi = chi2_at_cuts(np.broadcast_to(binned.n, pos.shape), pos, self.min_side_share)
+        max_chi = chi.max(axis=1)
+        exceed = int(np.sum(max_chi >= statistic * (1 - 1e-9)))
+        method = (
+            "permutation test of the maximum over candidate cuts, whole accounts permuted "
+            f"among accounts with as many rows ({b} permutations)"
+        )
         return (1 + exceed) / (1 + b), method
 
     def _bootstrap(
@@ -457,3 +539,27 @@ class ThresholdFinder:
             "share_selecting_threshold": same,
         }
         return info, ci
+
+
+def _rate_difference_deff(
+    binned: BinnedMetric, y: np.ndarray, codes: np.ndarray, cut: int
+) -> float:
+    """Design effect of the difference in outcome rates at a cut, rows clustered by account.
+
+    The cluster-robust variance of ``rate_at_or_above - rate_below`` (the sum over accounts
+    of each account's squared contribution, with ``G / (G - 1)``) over its variance with
+    independent rows (``p1 (1 - p1) / n1 + p0 (1 - p0) / n0``); 1 when undefined.
+    """
+    above = binned.bin_of_row > cut
+    n1, n0 = int(above.sum()), int((~above).sum())
+    if not n1 or not n0:
+        return 1.0
+    p1, p0 = float(y[above].mean()), float(y[~above].mean())
+    naive = p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0
+    contrib = np.where(above, (y - p1) / n1, -(y - p0) / n0)
+    per_group = np.bincount(codes, weights=contrib)
+    g = per_group.size
+    robust = float(per_group @ per_group) * (g / (g - 1.0) if g > 1 else 1.0)
+    if not naive > 0 or not math.isfinite(robust):
+        return 1.0
+    return max(robust / naive, 1e-6)

@@ -36,7 +36,7 @@ from models.defaults import (
     SHAP_MAX_ROWS,
 )
 from models.splits import labelled_rows, stratified_sample
-from models.stats import make_rng, require_columns
+from models.stats import bh_qvalues, make_rng, p_from_log_interval, require_columns
 from models.training import RetentionModels
 
 VERDICTS = ("milestone_candidate", "niche", "table_stakes", "confounded", "no_signal")
@@ -56,11 +56,14 @@ IMPORTANCE_COLUMNS = [
     "impurity_rf_biased",
     "retention_lift_low",
     "retention_lift_high",
+    "retention_lift_q",
     "stratified_lift_low",
     "stratified_lift_high",
+    "stratified_lift_q",
     "intensity_lift",
     "intensity_lift_low",
     "intensity_lift_high",
+    "intensity_lift_q",
     "reason",
 ]
 
@@ -320,6 +323,18 @@ def assign_verdicts(
     6. ``no_signal``: anything else (not important, no lift within plans, or users retain
        less than non-users).
 
+    **Many features, many tests.** "Lies above 1" is decided with the false discovery rate
+    controlled over all the features, not feature by feature: each lift's two-sided
+    p-value of "lift = 1" is read off its interval (:func:`models.stats.p_from_log_interval`,
+    below ``1 - confidence`` exactly when the interval excludes 1), the p-values of each
+    family (crude lifts, lifts within plans, intensity lifts) are adjusted by
+    Benjamini-Hochberg over the features (:func:`models.stats.bh_qvalues`), and a lift
+    counts as above 1 when it is above 1 and its q-value is below ``1 - confidence``. Among
+    the features called milestone candidates by their lift within plans, the expected share
+    with no real lift is then at most ``1 - confidence``, however many features the data
+    hold. The q-values are the ``retention_lift_q``, ``stratified_lift_q`` and
+    ``intensity_lift_q`` columns.
+
     Parameters
     ----------
     table : DataFrame
@@ -335,7 +350,8 @@ def assign_verdicts(
         features the top group can hold noise.
     confounding_share : float, default 0.5
     confidence : float, default 0.95
-        Only used to word the reasons (the level of the intervals in ``table``).
+        The level of the intervals in ``table``; ``1 - confidence`` is the false discovery
+        rate of each family of lift tests.
     intensity_rule : bool, default True
         Apply the intensity part of rule 3; it needs the ``intensity_lift_low`` column
         (:func:`adoption_table`) and is skipped without it.
@@ -343,7 +359,9 @@ def assign_verdicts(
     Returns
     -------
     DataFrame
-        A copy of ``table`` with ``verdict`` and ``reason``.
+        A copy of ``table`` with ``verdict``, ``reason`` and the q-values
+        ``retention_lift_q``, ``stratified_lift_q`` (and ``intensity_lift_q`` when the
+        intensity columns are present).
     """
     required = [
         "feature",
@@ -352,6 +370,7 @@ def assign_verdicts(
         "importance_gbm",
         "retention_lift",
         "retention_lift_low",
+        "retention_lift_high",
         "stratified_lift",
         "stratified_lift_low",
         "stratified_lift_high",
@@ -368,9 +387,21 @@ def assign_verdicts(
         raise ValueError(f"min_importance must be >= 0, got {min_importance!r}")
     level = f"{100 * confidence:g}%"
     use_intensity = bool(intensity_rule) and "intensity_lift_low" in table.columns
+    alpha = 1.0 - float(confidence)
+    qvalues = {
+        name: _lift_q(table, name, confidence)
+        for name in ("retention_lift", "stratified_lift", "intensity_lift")
+        if f"{name}_low" in table.columns and f"{name}_high" in table.columns
+    }
+    above = {
+        name: (q < alpha) & (table[name].to_numpy(dtype="float64") > 1.0)
+        for name, q in qvalues.items()
+    }
+    n_tested = int(np.isfinite(qvalues["stratified_lift"]).sum())
+    fdr = f"q {{q}} over {n_tested} features, false discovery rate {100 * alpha:g}%"
 
     verdicts, reasons = [], []
-    for row in table.itertuples(index=False):
+    for i, row in enumerate(table.itertuples(index=False)):
         p = float(row.prevalence)
         imp = np.array([row.importance_rf, row.importance_gbm], dtype="float64")
         best = float(np.nanmax(imp)) if np.isfinite(imp).any() else math.nan
@@ -388,9 +419,12 @@ def assign_verdicts(
             f"permuting it costs {_decimals(row.importance_rf, 4)} (random forest) and "
             f"{_decimals(row.importance_gbm, 4)} (LightGBM) ROC AUC"
         )
+        strat_q = float(qvalues["stratified_lift"][i])
         within = (
             f"within the same plan, users' retention is {_decimals(strat)} times non-users' "
-            f"({level} CI {_decimals(s_low)} to {_decimals(s_high)})"
+            f"({level} CI {_decimals(s_low)} to {_decimals(s_high)}; "
+            + fdr.format(q="< 0.001" if strat_q < 0.001 else _decimals(strat_q, 3))
+            + ")"
         )
         overall = (
             f"overall, users' retention is {_decimals(crude)} times non-users' "
@@ -415,7 +449,8 @@ def assign_verdicts(
                 f"its lighter users ({level} CI {_decimals(i_low)} to "
                 f"{_decimals(float(getattr(row, 'intensity_lift_high', math.nan)))})"
             )
-            if use_intensity and important and _gt(i_low, 1.0):
+            i_above = "intensity_lift" in above and bool(above["intensity_lift"][i])
+            if use_intensity and important and i_above:
                 verdict = "milestone_candidate"
                 reason = (
                     f"Used by {_pct(p)} of accounts, so using it separates nobody, but its "
@@ -430,11 +465,11 @@ def assign_verdicts(
                     + (f"; {intensity}" if use_intensity and np.isfinite(i_low) else "")
                     + ")."
                 )
-        elif important and _gt(s_low, 1.0):
+        elif important and above["stratified_lift"][i]:
             verdict = "milestone_candidate"
             reason = f"Used by {_pct(p)} of accounts; {within}; {imp_words}."
-        elif _gt(crude_low, 1.0) and (
-            not _gt(s_low, 1.0)
+        elif above["retention_lift"][i] and (
+            not above["stratified_lift"][i]
             or not _gt(strat, 0.0)
             or math.log(strat) < confounding_share * math.log(crude)
         ):
@@ -447,7 +482,7 @@ def assign_verdicts(
             verdict = "no_signal"
             if np.isfinite(s_high) and s_high < 1.0:
                 why = f"users retain less than non-users: {within}"
-            elif not _gt(s_low, 1.0):
+            elif not above["stratified_lift"][i]:
                 why = f"no retention lift: {within}"
             else:
                 why = f"not important enough: {imp_words} (below {min_importance:g}); {within}"
@@ -455,9 +490,21 @@ def assign_verdicts(
         verdicts.append(verdict)
         reasons.append(reason)
     out = table.copy()
+    for name, q in qvalues.items():
+        out[f"{name}_q"] = q
     out["verdict"] = verdicts
     out["reason"] = reasons
     return out
+
+
+def _lift_q(table: pd.DataFrame, name: str, confidence: float) -> np.ndarray:
+    """Benjamini-Hochberg q-values of ``name`` = 1 over the features, from its intervals."""
+    p = p_from_log_interval(
+        table[f"{name}_low"].to_numpy(dtype="float64"),
+        table[f"{name}_high"].to_numpy(dtype="float64"),
+        confidence,
+    )
+    return bh_qvalues(p)
 
 
 # --------------------------------------------------------------------------- ranking

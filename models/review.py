@@ -6,8 +6,9 @@ Pure functions of pandas frames and plain values (no I/O, no MLflow), used by
 - :func:`milestone_reached`: which tenure and snapshot rows reached each milestone;
 - :func:`kaplan_meier` and :func:`retention_curves`: the share of accounts still a customer
   by months since the milestone's anchor date, for accounts that did and did not reach it;
-- :func:`cohort_review`: on the newest out-of-time cohort, each milestone's outcome rate for
-  achievers against the others;
+- :func:`cohort_review`: on a later cohort, disjoint from the rows the thresholds were
+  derived on (:mod:`models.cohorts`), each milestone's outcome rate for achievers against
+  the others, with intervals;
 - :func:`population_stability`, :func:`prevalence_drift`, :func:`compare_thresholds` and
   :func:`compare_metrics`: the comparison with the previous champion run;
 - :func:`review_warnings` and :func:`framework_review`: all of it, with the warnings.
@@ -25,6 +26,9 @@ import numpy as np
 import pandas as pd
 
 from features.columns import ACCOUNT_KEY, LABEL, SNAPSHOT_KEY, maturity_col, setup_col
+from models.adoption import pooled_risk_ratio
+from models.cohorts import naive_dates as _dates
+from models.cohorts import split_cohorts
 from models.defaults import (
     CONFIDENCE,
     CURVE_MAX_MONTHS,
@@ -33,8 +37,7 @@ from models.defaults import (
     REVIEW_MIN_LIFT,
     REVIEW_PERIODS,
 )
-from models.splits import labelled_rows
-from models.stats import flag, fmt_number, num, ratio, require_columns, risk_ratio
+from models.stats import flag, fmt_number, num, ratio, require_columns, risk_ratio, z_value
 
 __all__ = [
     "MILESTONES",
@@ -61,13 +64,6 @@ _EPS = 1e-4
 def _naive(ts: Any) -> pd.Timestamp:
     t = pd.Timestamp(ts)
     return t.tz_convert(None) if t.tz is not None else t
-
-
-def _dates(values: pd.Series) -> pd.Series:
-    out = pd.to_datetime(values)
-    if getattr(out.dt, "tz", None) is not None:
-        out = out.dt.tz_convert(None)
-    return out.astype("datetime64[ns]")
 
 
 def _threshold_of(thresholds: Mapping, name: str) -> float | None:
@@ -287,32 +283,67 @@ def retention_curves(
 
 
 # --------------------------------------------------------------------------------------
-# the newest out-of-time cohort
+# the review cohort: later than, and disjoint from, the derivation rows
 # --------------------------------------------------------------------------------------
 
 
-def _compare(reached: np.ndarray, outcome: np.ndarray, confidence: float, min_group: int) -> dict:
+def _compare(
+    reached: np.ndarray,
+    outcome: np.ndarray,
+    confidence: float,
+    min_group: int,
+    accounts: np.ndarray | None = None,
+) -> dict:
+    """Outcome rates of the rows that reached a milestone and of the others, and their lift
+    with its interval: Katz's for one row per account, cluster-robust over ``accounts`` when
+    an account has several rows (snapshots)."""
     n1, n0 = int(reached.sum()), int((~reached).sum())
     a1, a0 = float(outcome[reached].sum()), float(outcome[~reached].sum())
     rate1 = a1 / n1 if n1 else None
     rate0 = a0 / n0 if n0 else None
+    interval = risk_ratio(a1, n1, a0, n0, confidence)[1:]
+    if accounts is not None and n1 and n0 and rate0:
+        codes = pd.factorize(pd.Series(accounts), sort=False)[0].astype(np.int64)
+        if codes.max() + 1 < len(codes):  # several rows per account
+            interval = pooled_risk_ratio(
+                outcome.astype(float),
+                reached,
+                np.zeros(len(codes), np.int64),
+                codes,
+                z_value(confidence),
+            )[1:]
+    lift_ci = [num(v) for v in interval]
+    n_acc = (
+        None
+        if accounts is None
+        else (
+            int(pd.unique(accounts[reached]).size),
+            int(pd.unique(accounts[~reached]).size),
+        )
+    )
+    enough = n1 >= min_group and n0 >= min_group
+    if n_acc is not None:
+        enough = min(n_acc) >= min_group
     return {
         "n_reached": n1,
         "n_not_reached": n0,
+        "accounts_reached": None if n_acc is None else n_acc[0],
+        "accounts_not_reached": None if n_acc is None else n_acc[1],
         "rate_reached": rate1,
         "rate_not_reached": rate0,
         "lift": ratio(rate1, rate0),
-        "lift_ci": [num(v) for v in risk_ratio(a1, n1, a0, n0, confidence)[1:]],
-        "enough_accounts": bool(n1 >= min_group and n0 >= min_group),
+        "lift_ci": lift_ci,
+        "lift_ci_above_1": None if lift_ci[0] is None else bool(lift_ci[0] > 1.0),
+        "enough_accounts": bool(enough),
     }
 
 
-def _newest(dates: pd.Series, periods: int, by_month: bool) -> tuple[np.ndarray, list[str]]:
-    """Rows in the newest ``periods`` distinct dates (or months), and those periods' labels."""
-    d = _dates(dates)
-    key = d.dt.to_period("M").astype(str) if by_month else d.dt.strftime("%Y-%m-%d")
-    chosen = sorted(key.dropna().unique())[-int(periods) :]
-    return key.isin(chosen).to_numpy(), list(chosen)
+_COHORT_WORDS = {
+    "activation": "activation window ended in",
+    "setup": "activation window ended in",
+    "utilization": "snapshot dates, accounts new since the derivation period",
+    "maturity": "snapshot dates, accounts new since the derivation period",
+}
 
 
 def cohort_review(
@@ -324,15 +355,16 @@ def cohort_review(
     confidence: float = CONFIDENCE,
     min_group: int = REVIEW_MIN_GROUP,
 ) -> dict:
-    """Each milestone's outcome for achievers against the others on the newest cohort.
+    """Each milestone's outcome for achievers against the others on a later, disjoint cohort.
 
-    The newest out-of-time cohort is, for the snapshot milestones (utilization, maturity),
-    the newest ``periods`` labelled snapshot dates (the dates the models are tested on);
+    The cohorts are those of :func:`models.cohorts.split_cohorts`, the rows the thresholds
+    were not derived on: for the snapshot milestones (utilization, maturity), the newest
+    ``periods`` labelled snapshot dates of the accounts new since the derivation period;
     for the tenure milestones (setup, activation), the accounts whose activation window
     ended in the newest ``periods`` months with a known label. Retention is the label
     ``retained``; setup, which is derived against activation, also gets the activation rate
-    (among accounts whose activation window has closed, newest ``periods`` months), and
-    that is the lift its review checks (``checked``).
+    (among accounts whose activation window closed in the newest ``periods`` months), and
+    that is the lift its review checks (``checked``). Each block names both periods.
 
     Parameters
     ----------
@@ -344,62 +376,68 @@ def cohort_review(
         Snapshot dates or months in the cohort.
     confidence : float, default 0.95
         Level of the lift intervals (Katz log risk ratio, zero cells by the rule of
-        :func:`models.stats.risk_ratio`).
+        :func:`models.stats.risk_ratio`; cluster-robust over accounts for snapshot rows).
     min_group : int, default 20
         Fewest accounts on each side for the lift to be judged (``enough_accounts``).
 
     Returns
     -------
     dict
-        Per milestone: ``cohort`` (the dates or months), ``outcome``, ``n``, ``n_reached``,
-        ``n_not_reached``, ``rate_reached``, ``rate_not_reached``, ``lift``, ``lift_ci``,
-        ``enough_accounts``;
-        setup adds ``activation`` (the same fields against activation); ``checked`` names
-        the block whose lift is checked. None for a milestone without a rule or rows.
+        Per milestone: ``cohort`` (the dates or months), ``cohort_kind``, ``outcome``, ``n``,
+        ``n_reached``, ``n_not_reached``, ``accounts_reached``, ``accounts_not_reached``,
+        ``rate_reached``, ``rate_not_reached``, ``lift``, ``lift_ci``, ``lift_ci_above_1``,
+        ``enough_accounts``, ``derivation_period`` and ``review_period`` (``from``, ``to``,
+        ``rows``, ``accounts``); setup adds ``activation`` (the same fields against
+        activation); ``checked`` names the block whose lift is checked. None for a milestone
+        without a rule or rows.
     """
     if not isinstance(periods, (int, np.integer)) or periods < 1:
         raise ValueError(f"periods must be a positive integer, got {periods!r}")
     require_columns(tenure, "tenure", [LABEL, "window_end", "labelled", "window_closed"])
     require_columns(snapshots, "snapshots", [LABEL, SNAPSHOT_KEY])
-    labelled_t = tenure.loc[flag(tenure, "labelled", "tenure") & tenure[LABEL].notna().to_numpy()]
-    in_t, months_t = _newest(labelled_t["window_end"], periods, by_month=True)
-    cohort_t = labelled_t.loc[in_t]
-    snap = labelled_rows(snapshots)
-    in_s, dates_s = _newest(snap[SNAPSHOT_KEY], periods, by_month=False)
-    cohort_s = snap.loc[in_s]
+    cohorts = split_cohorts(tenure, snapshots, periods=periods)
+    ranges = cohorts.ranges(tenure, snapshots)
+    cohort_t = tenure.loc[cohorts.activation_review]
+    cohort_s = snapshots.loc[cohorts.snapshot_review]
 
     out: dict[str, dict | None] = {}
     for name in MILESTONES:
+        tenure_kind = name in ("setup", "activation")
         rows, words = (
-            (cohort_t, months_t) if name in ("setup", "activation") else (cohort_s, dates_s)
+            (cohort_t, cohorts.activation_months)
+            if tenure_kind
+            else (cohort_s, cohorts.snapshot_dates)
         )
         reached = milestone_reached(rows, thresholds, name) if len(rows) else None
         if reached is None:
             out[name] = None
             continue
+        accounts = None if tenure_kind else rows[ACCOUNT_KEY].astype(str).to_numpy()
         block = {
             "cohort": words,
-            "cohort_kind": "activation window ended in"
-            if name in ("setup", "activation")
-            else "snapshot dates",
+            "cohort_kind": _COHORT_WORDS[name],
             "outcome": "retention",
             "n": len(rows),
-            **_compare(reached, rows[LABEL].to_numpy(dtype=float) > 0.5, confidence, min_group),
+            **_compare(
+                reached, rows[LABEL].to_numpy(dtype=float) > 0.5, confidence, min_group, accounts
+            ),
             "checked": "retention",
+            "derivation_period": ranges[name]["derivation"],
+            "review_period": ranges[name]["review"],
         }
         if name == "setup":
-            closed = tenure.loc[flag(tenure, "window_closed", "tenure")]
-            in_c, months_c = _newest(closed["window_end"], periods, by_month=True)
-            closed = closed.loc[in_c]
+            block["review_period"] = ranges["activation"]["review"]
+            closed = tenure.loc[cohorts.setup_review]
             act_t = _threshold_of(thresholds, "activation")
             done = milestone_reached(closed, thresholds, "setup")
             if act_t is not None and done is not None and len(closed):
                 activated = closed["activation_count"].fillna(0).to_numpy(dtype=float) >= act_t
                 block["activation"] = {
-                    "cohort": months_c,
+                    "cohort": cohorts.setup_months,
                     "outcome": "activation",
                     "n": len(closed),
                     **_compare(done, activated, confidence, min_group),
+                    "review_period": ranges["setup"]["review"],
                 }
                 block["checked"] = "activation"
         out[name] = block
@@ -644,7 +682,9 @@ def framework_review(
     Returns
     -------
     dict
-        ``min_lift``, ``cohort``, ``previous`` (None or ``run_id``, ``as_of``,
+        ``min_lift``, ``min_group``, ``periods`` (per milestone, the ``derivation`` and the
+        ``review`` period: ``from``, ``to``, ``rows``, ``accounts``, and the column they are
+        ``dated_by``), ``cohort``, ``previous`` (None or ``run_id``, ``as_of``,
         ``thresholds``, ``prevalence_drift``, ``auc``), ``warnings`` and ``status``
         (``ok`` or ``warning``).
     """
@@ -670,6 +710,7 @@ def framework_review(
     return {
         "min_lift": float(min_lift),
         "min_group": int(min_group),
+        "periods": split_cohorts(tenure, snapshots, periods=periods).ranges(tenure, snapshots),
         "cohort": cohort,
         "previous": compared,
         "warnings": warnings,

@@ -1,7 +1,9 @@
 """Scoring live accounts against the milestones: the next best step, in plain words.
 
 The flags themselves are computed in the engine (:mod:`features.flags`); this module turns
-that small per-account frame into the published scores.
+that small per-account frame into the published scores. Only the milestones that gate
+(:func:`models.verdict.gating_milestones`: all but those the data leave ``unconfirmed``)
+are rungs of the stage and targets of the next step.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from features.flags import STAGES
+from features.flags import RUNGS, STAGES
 from models.defaults import UTILIZATION_PERIOD_DAYS
 from models.stats import require_columns
+from models.verdict import gating_milestones
 
 __all__ = ["REACHED_COLUMNS", "SCORE_COLUMNS", "STAGES", "finish_scores", "flag_parameters"]
 
@@ -54,7 +57,8 @@ def _required_threshold(block: Mapping) -> float:
 
 
 def flag_parameters(thresholds: Mapping) -> dict:
-    """The thresholds as the plain parameters of :func:`features.flags.milestone_flags`."""
+    """The thresholds as the plain parameters of :func:`features.flags.milestone_flags`
+    (``gating``: the milestones that are rungs of the stage ladder)."""
     mat = thresholds["maturity"]
     return {
         "setup_steps": list(thresholds["setup"].get("steps") or []),
@@ -64,6 +68,7 @@ def flag_parameters(thresholds: Mapping) -> dict:
             name: float(block["threshold"]) for name, block in mat["categories"].items()
         },
         "min_categories": int(mat.get("min_categories") or mat.get("threshold")),
+        "gating": gating_milestones(thresholds),
     }
 
 
@@ -81,7 +86,8 @@ def finish_scores(
     """The published scores from the engine's milestone flags: the next best step in plain
     words and the model's retention probability.
 
-    Every next step is something the account can do now: the missing setup steps, the
+    Every next step is something the account can do now, toward the next gating milestone
+    above its stage (an unconfirmed milestone is skipped): the missing setup steps, the
     activation events still needed in the span of ``activation_window_days`` days ending at
     ``as_of``, the usage or the category features still missing.
 
@@ -133,27 +139,31 @@ def finish_scores(
         if steps
         else [[] for _ in range(len(df))]
     )
+    gating = p["gating"]
+    order = [m for m, _ in RUNGS]
+    rung_of = {rung: m for m, rung in RUNGS}
     texts = []
     for i, row in df.iterrows():
-        stage = row["stage"]
-        if stage == "new":
+        done = order.index(rung_of[row["stage"]]) + 1 if row["stage"] in rung_of else 0
+        target = next((m for m in order[done:] if m in gating), None)
+        if target == "setup":
             texts.append(
                 f"Complete setup: {', '.join(missing_steps[i])} "
                 f"({int(row['setup_steps_done'])} of {len(steps)} steps done)"
             )
-        elif stage == "setup":
+        elif target == "activation":
             texts.append(
                 f"Reach activation: {int(row['activation_needed'])} more {activation_event} "
                 f"within {activation_window_days} days "
                 f"({int(row['activation_count_recent'])} in the last {activation_window_days} "
                 f"days; {act_t:g} needed in one {activation_window_days}-day span)"
             )
-        elif stage == "activated":
+        elif target == "utilization":
             texts.append(
                 f"Raise usage to {util_t:.3g} {utilization_event} per seat per {period_days} days "
                 f"(now {row['utilization_rate']:.3g})"
             )
-        elif stage == "utilized":
+        elif target == "maturity":
             closest = min(
                 (c for c in cat_t if not bool(row[f"mature_{c}"])),
                 key=lambda c: cat_t[c] - row[f"{c}_features"],
@@ -162,6 +172,12 @@ def finish_scores(
                 f"Adopt more {closest} features ({int(row[f'{closest}_features'])} of "
                 f"{cat_t[closest]:g} used): {int(row['mature_categories'])} of {len(cat_t)} "
                 f"categories mature, {min_cats} needed"
+            )
+        elif not gating:
+            texts.append("No next step: the data confirm no milestone to work toward")
+        elif len(gating) < len(order):
+            texts.append(
+                f"All confirmed milestones reached ({', '.join(gating)}): keep the account there"
             )
         else:
             texts.append("All milestones reached: keep the account mature")

@@ -2,7 +2,8 @@
 
 - :func:`labelled_rows`: the rows whose label is known (not censored, ``retained`` set);
 - :func:`out_of_time_split`: train on older labelled snapshots, test on the newest ones,
-  never letting one account's rows straddle the split;
+  never letting one account's rows straddle the split, and training only on labels
+  observed by the first test date (a gap of ``horizon_days``);
 - :func:`held_out_rows`: every labelled row of the accounts kept out of training (for
   permutation importance);
 - :func:`stratified_sample`: a bounded, class-balanced, deterministic sample of rows.
@@ -25,6 +26,9 @@ __all__ = ["held_out_rows", "labelled_rows", "out_of_time_split", "stratified_sa
 
 #: Column marking rows whose label date lies after ``as_of`` (never trained on).
 CENSORED = "censored"
+#: With a gap, fewer test dates are used while training would hold fewer rows than this per
+#: test row (see :func:`out_of_time_split`).
+MIN_TRAIN_PER_TEST_ROW = 3
 
 
 def labelled_rows(snapshots: pd.DataFrame) -> pd.DataFrame:
@@ -57,6 +61,7 @@ def out_of_time_split(
     *,
     test_account_share: float = TEST_ACCOUNT_SHARE,
     random_state: int = 0,
+    horizon_days: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split labelled snapshots in time: the newest dates are the test set.
 
@@ -64,6 +69,22 @@ def out_of_time_split(
     ``test_snapshots`` labelled snapshot dates form the test set; the older dates form the
     training set, from which every account that appears in the test set is removed, so that
     one account's snapshots never straddle the split.
+
+    **Gap.** A snapshot's label is only known ``horizon_days`` after it: a March snapshot's
+    180-day label lands in September, after April to June test dates. Training on it would
+    use an outcome observed after the model is supposed to be scoring. So every training
+    row's label date (``snapshot_date + horizon_days``) is on or before the first test
+    snapshot date; the rows in between (the gap) are used for neither. Without
+    ``horizon_days`` there is no gap (the pipeline always passes it).
+
+    The gap costs the training set its newest (and, with customers accumulating, largest)
+    month ends. So that the evaluation does not take most of a short history, the test set
+    keeps fewer than ``test_snapshots`` dates when the training rows would otherwise number
+    fewer than :data:`MIN_TRAIN_PER_TEST_ROW` per test row: test dates are given back one at
+    a time, the oldest first (moving the first test date, and so the gap, later), down to a
+    single test date. On the demo (24 months, a 180-day horizon, 3 test dates) this keeps
+    one test date: 3,012 training rows against 874 test rows, instead of 1,821 against
+    2,469.
 
     Parameters
     ----------
@@ -84,6 +105,9 @@ def out_of_time_split(
         bias the predicted retention low).
     random_state : int, default 0
         Seed of the account draw when ``test_account_share < 1``.
+    horizon_days : int, optional
+        The label horizon (``retention.horizon_days``): training rows need
+        ``snapshot_date + horizon_days <= `` the first test date.
 
     Returns
     -------
@@ -93,8 +117,10 @@ def out_of_time_split(
     Raises
     ------
     ValueError
-        When a column is missing, ``test_snapshots`` is not a positive integer, or there are
-        not more labelled snapshot dates than ``test_snapshots``.
+        When a column is missing, ``test_snapshots`` is not a positive integer, there are
+        not more labelled snapshot dates than ``test_snapshots``, or no labelled snapshot
+        date is old enough for its label to be known by the first test date (the message
+        names the dates and the horizon).
     """
     require_columns(snapshots, "snapshots", [ACCOUNT_KEY, SNAPSHOT_KEY, LABEL])
     if isinstance(test_snapshots, bool) or not isinstance(test_snapshots, (int, np.integer)):
@@ -103,6 +129,12 @@ def out_of_time_split(
         raise ValueError(f"test_snapshots must be a positive integer, got {test_snapshots!r}")
     if not 0.0 < test_account_share <= 1.0:
         raise ValueError(f"test_account_share must be in (0, 1], got {test_account_share!r}")
+    if horizon_days is not None and (
+        isinstance(horizon_days, bool)
+        or not isinstance(horizon_days, (int, np.integer))
+        or horizon_days < 0
+    ):
+        raise ValueError(f"horizon_days must be a non-negative integer, got {horizon_days!r}")
     labelled = labelled_rows(snapshots)
     dates = labelled[SNAPSHOT_KEY].dropna().drop_duplicates().sort_values().tolist()
     if len(dates) <= test_snapshots:
@@ -110,8 +142,36 @@ def out_of_time_split(
             f"snapshots has {len(dates)} labelled snapshot dates; need more than "
             f"test_snapshots={test_snapshots} to keep some for training"
         )
-    test_dates = dates[-test_snapshots:]
-    in_test_dates = labelled[SNAPSHOT_KEY].isin(test_dates).to_numpy()
+    for k in range(int(test_snapshots), 0, -1):
+        test_dates = dates[-k:]
+        in_test_dates = labelled[SNAPSHOT_KEY].isin(test_dates).to_numpy()
+        known = _label_known_by(labelled, test_dates[0], horizon_days)
+        in_train, in_test = _assign(labelled, in_test_dates, test_account_share, random_state)
+        if known is None:
+            break
+        in_train &= known
+        if in_train.sum() >= MIN_TRAIN_PER_TEST_ROW * in_test.sum():
+            break
+    if known is not None and not in_train.any():
+        oldest = pd.Timestamp(dates[0]).date()
+        first = pd.Timestamp(test_dates[0]).date()
+        raise ValueError(
+            f"no training rows: with horizon_days={horizon_days}, a training snapshot's "
+            f"label must be known by the first test date {first}, the newest of "
+            f"{len(dates)} labelled snapshot dates "
+            f"(the oldest {oldest}; test_snapshots={test_snapshots} asked for); a longer "
+            "history or a shorter horizon is needed"
+        )
+    return labelled.loc[in_train].copy(), labelled.loc[in_test].copy()
+
+
+def _assign(
+    labelled: pd.DataFrame,
+    in_test_dates: np.ndarray,
+    test_account_share: float,
+    random_state: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training and test rows (before the gap) of the account rule described above."""
     test_accounts = pd.unique(labelled.loc[in_test_dates, ACCOUNT_KEY])
     if test_account_share < 1.0:
         rng = make_rng(random_state)
@@ -130,9 +190,22 @@ def out_of_time_split(
     else:
         is_test_account = labelled[ACCOUNT_KEY].isin(test_accounts).to_numpy()
         is_held_out = is_test_account
-    test = labelled.loc[in_test_dates & is_test_account].copy()
-    train = labelled.loc[~in_test_dates & ~is_held_out].copy()
-    return train, test
+    return ~in_test_dates & ~is_held_out, in_test_dates & is_test_account
+
+
+def _label_known_by(
+    labelled: pd.DataFrame, first_test: object, horizon_days: int | None
+) -> np.ndarray | None:
+    """Rows whose label date is on or before ``first_test``; None when there is no gap."""
+    first = pd.Timestamp(first_test)
+    if horizon_days is not None:
+        snap = pd.to_datetime(labelled[SNAPSHOT_KEY])
+        label_date = snap + pd.Timedelta(days=int(horizon_days))
+    else:
+        return None
+    if getattr(label_date.dt, "tz", None) is not None and first.tzinfo is None:
+        first = first.tz_localize(label_date.dt.tz)
+    return (label_date <= first).fillna(False).to_numpy(dtype=bool)
 
 
 def held_out_rows(snapshots: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:

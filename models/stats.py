@@ -13,7 +13,10 @@ Statistics:
 - :func:`z_value`: the two-sided normal quantile of a confidence level;
 - :func:`make_rng`: a numpy Generator from any seed;
 - :func:`risk_ratio`: the risk ratio of a 2x2 table with its Katz (log-scale) interval and
-  the one zero-cell rule of the package.
+  the one zero-cell rule of the package;
+- :func:`p_from_log_interval`: the two-sided p-value of "ratio = 1" read off a log-scale
+  interval (below ``1 - confidence`` exactly when the interval excludes 1);
+- :func:`bh_qvalues`: Benjamini-Hochberg adjusted p-values (q-values) over a family of tests.
 
 JSON conversion is :func:`features.values.jsonable`.
 """
@@ -31,11 +34,13 @@ from scipy import stats
 from models.defaults import CONFIDENCE
 
 __all__ = [
+    "bh_qvalues",
     "binary",
     "flag",
     "fmt_number",
     "make_rng",
     "num",
+    "p_from_log_interval",
     "ratio",
     "require_columns",
     "risk_ratio",
@@ -226,3 +231,44 @@ def risk_ratio(a1: Any, n1: Any, a0: Any, n0: Any, confidence: float = CONFIDENC
     if scalar:
         return float(rr), float(low), float(high)
     return rr, low, high
+
+
+def p_from_log_interval(low: Any, high: Any, confidence: float = CONFIDENCE) -> np.ndarray:
+    """Two-sided p-value of ``ratio = 1`` from a log-scale (normal) interval, vectorised.
+
+    The interval ``(low, high)`` of a ratio at level ``confidence`` is taken as
+    ``exp(m +- z se)``: ``m`` is the middle of the log bounds, ``se`` their half-width over
+    ``z``, and ``p = 2 (1 - Phi(|m| / se))``. So ``p < 1 - confidence`` exactly when the
+    interval excludes 1 (whatever zero-cell rule made it). NaN where a bound is missing or
+    not positive, or the interval has no width.
+    """
+    z = z_value(confidence)
+    lo = np.asarray(low, dtype=float)
+    hi = np.asarray(high, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_lo, log_hi = np.log(lo), np.log(hi)
+        mid = (log_lo + log_hi) / 2.0
+        se = (log_hi - log_lo) / (2.0 * z)
+        p = 2.0 * stats.norm.sf(np.abs(mid) / se)
+    ok = np.isfinite(log_lo) & np.isfinite(log_hi) & (se > 0)
+    return np.where(ok, p, np.nan)
+
+
+def bh_qvalues(p_values: Any) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values); NaN stays NaN and is not counted.
+
+    ``q_(i) = min_{j >= i} p_(j) m / j`` over the ``m`` finite p-values sorted ascending
+    (capped at 1). Calling a test significant when its q-value is below ``alpha`` keeps the
+    expected share of false discoveries among the significant tests at or below ``alpha``
+    (Benjamini & Hochberg 1995; independent or positively dependent tests).
+    """
+    p = np.asarray(p_values, dtype=float).ravel()
+    q = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = finite.size
+    if not m:
+        return q
+    order = finite[np.argsort(p[finite], kind="stable")]
+    scaled = p[order] * m / np.arange(1, m + 1)
+    q[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    return q

@@ -10,7 +10,10 @@ likelihood (finite even under perfect separation).
 - :func:`firth_fit`: a Firth-penalised grouped (binomial) logistic fit;
 - :func:`step_lrt`: the penalised likelihood-ratio statistic of the step;
 - :func:`step_vs_trend`: the test with its p-value (parametric bootstrap when the cut was
-  selected on the same data, chi-square(1) at a fixed cut).
+  selected on the same data, chi-square(1) at a fixed cut);
+- :class:`Clusters` and :func:`design_effect`: the rows of each account (snapshot rows repeat
+  accounts), and the design effect of the step that turns the likelihood ratio into a
+  cluster-robust statistic.
 """
 
 from __future__ import annotations
@@ -20,11 +23,72 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import sparse, stats
 
 from models.binning import BinnedMetric
 
-__all__ = ["firth_fit", "rcs_basis", "step_lrt", "step_vs_trend"]
+__all__ = ["Clusters", "design_effect", "firth_fit", "rcs_basis", "step_lrt", "step_vs_trend"]
+
+
+class Clusters:
+    """The rows of a binned metric by cluster (account): a clusters x bins count matrix.
+
+    ``n`` counts the rows of each (cluster, bin) cell and ``pos`` their positive outcomes
+    (both sparse CSR, clusters on the rows). Built by :meth:`from_rows`.
+    """
+
+    def __init__(self, n: sparse.csr_matrix, pos: sparse.csr_matrix) -> None:
+        self.n = n
+        self.pos = pos
+
+    @classmethod
+    def from_rows(
+        cls, codes: np.ndarray, bin_of_row: np.ndarray, y: np.ndarray, n_bins: int
+    ) -> Clusters:
+        """From each row's cluster code (0..G-1), bin and 0/1 outcome."""
+        n_groups = int(codes.max()) + 1
+        shape = (n_groups, int(n_bins))
+        ones = np.ones(codes.size)
+        n = sparse.csr_matrix((ones, (codes, bin_of_row)), shape=shape)
+        pos = sparse.csr_matrix((y.astype(float), (codes, bin_of_row)), shape=shape)
+        n.sum_duplicates()
+        pos.sum_duplicates()
+        return cls(n, pos)
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.n.shape[0])
+
+
+def design_effect(x: np.ndarray, mu: np.ndarray, n_cell: Any, pos_cell: Any) -> float:
+    """Design effect of the last coefficient: its cluster-robust over its model variance.
+
+    ``x`` is the design per (kept) bin, ``mu`` the fitted outcome rate per bin, ``n_cell``
+    and ``pos_cell`` the clusters x bins rows and positives (sparse or dense). The robust
+    variance is the sandwich ``A^-1 B A^-1`` with ``A = X' W X`` (the binomial information)
+    and ``B`` the sum over clusters of the outer product of each cluster's score
+    ``X' (pos_g - n_g mu)``, with the small-sample factor ``G / (G - 1)``; the model variance
+    is ``A^-1``. About 1 when the rows are independent; about the average cluster size when
+    an account's rows share one outcome and one metric level.
+    """
+    w = np.asarray(n_cell.sum(axis=0)).ravel() * mu * (1.0 - mu)
+    a = x.T @ (x * w[:, None])
+    a += 1e-10 * max(1.0, float(np.trace(a))) * np.eye(x.shape[1])
+    resid = pos_cell - n_cell.multiply(mu[None, :]) if sparse.issparse(n_cell) else None
+    if resid is None:
+        resid = pos_cell - n_cell * mu[None, :]
+    score = np.asarray(resid @ x)  # clusters x coefficients
+    g = score.shape[0]
+    meat = score.T @ score * (g / (g - 1.0) if g > 1 else 1.0)
+    try:
+        inv = np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        inv = np.linalg.pinv(a)
+    robust = float((inv @ meat @ inv)[-1, -1])
+    model = float(inv[-1, -1])
+    if not (model > 0 and math.isfinite(robust)):
+        return 1.0
+    return max(robust / model, 1e-6)
 
 
 def rcs_basis(x: np.ndarray, df: int) -> tuple[np.ndarray, str]:
@@ -142,6 +206,7 @@ def step_vs_trend(
     search: Callable[[np.ndarray, np.ndarray], np.ndarray],
     n_sim: int,
     rng: np.random.Generator | None,
+    clusters: Clusters | None = None,
 ) -> dict:
     """Test of logistic(trend + step at ``cut``) against logistic(trend).
 
@@ -149,6 +214,23 @@ def step_vs_trend(
     so its p-value comes from a parametric bootstrap: outcomes simulated from the fitted
     smooth trend, the cut searched again in each replicate, the statistic recomputed at
     the replicate's own cut. At a fixed (pinned) cut the chi-square(1) reference holds.
+
+    **Clustered rows** (``clusters``: snapshot rows, several per account). The likelihood
+    ratio treats rows as independent; when an account's rows share a persistent usage level
+    and a persistent churn propensity, it is inflated by about the design effect of the
+    step (up to the number of rows per account) and a pure trend, or pure noise, is called
+    a step far too often. With ``clusters`` the statistic is therefore the likelihood ratio
+    divided by the design effect of the step coefficient (:func:`design_effect`: its
+    cluster-robust sandwich variance over its model variance, the working-independence
+    "generalised" test of Rotnitzky & Jewell 1990 in Rao-Scott form), which is again
+    chi-square(1) at a fixed cut whatever the correlation within accounts. The selection of
+    the cut is then calibrated as before by the parametric bootstrap under the fitted trend:
+    outcomes are simulated for every row (binomial per account and bin), the cut searched
+    again and the same adjusted statistic computed in each replicate. Because the adjusted
+    statistic does not depend on the correlation within accounts, replicates simulated with
+    independent rows are a valid reference for it, with no model of that correlation (a
+    random account effect would need its variance estimated, and a cluster bootstrap of the
+    rows resamples under the alternative, not under the trend).
 
     Parameters
     ----------
@@ -165,12 +247,15 @@ def step_vs_trend(
         Replicates of the parametric bootstrap.
     rng : numpy Generator or None
         Without one, the chi-square(1) p-value is reported.
+    clusters : Clusters, optional
+        The rows by account; the statistic is then adjusted by the design effect.
 
     Returns
     -------
     dict
         ``test``, ``statistic``, ``p_value``, ``p_value_method``, ``p_value_asymptotic``,
-        ``df``, ``trend`` (and ``note`` when a step cannot be told from a trend).
+        ``df``, ``trend`` (and ``note`` when a step cannot be told from a trend); with
+        ``clusters`` also ``statistic_unadjusted``, ``design_effect`` and ``n_groups``.
     """
     n, pos = binned.n, binned.pos
     keep = n > 0
@@ -195,13 +280,36 @@ def step_vs_trend(
     x_trend = np.hstack([np.ones((levels, 1)), basis])
     nk, sk = n[keep], pos[keep]
     statistic, mu0, beta = step_lrt(x_trend, step, nk, sk)
+    cell_n = cell_pos = None
+    if clusters is not None:
+        cell_n = clusters.n[:, np.flatnonzero(keep)].tocsr()
+        cell_pos = clusters.pos[:, np.flatnonzero(keep)].tocsr()
+        deff = _deff(x_trend, step, beta, cell_n, cell_pos)
+        out.update(
+            test=out["test"] + ", divided by the design effect of the step (accounts)",
+            statistic_unadjusted=statistic,
+            design_effect=deff,
+            n_groups=clusters.n_groups,
+        )
+        statistic = statistic / deff
     asymptotic = float(stats.chi2.sf(statistic, 1))
     out.update(statistic=statistic, trend=trend, p_value_asymptotic=asymptotic)
     if not selected or rng is None:
         out.update(p_value=asymptotic, p_value_method="chi-square(1) at a fixed cut")
         return out
     # Parametric bootstrap under the smooth trend, the cut searched again each time.
-    sim = rng.binomial(nk.astype(np.int64), np.clip(mu0, 0.0, 1.0), size=(n_sim, levels))
+    if cell_n is None:
+        sim = rng.binomial(nk.astype(np.int64), np.clip(mu0, 0.0, 1.0), size=(n_sim, levels))
+        sim_cells = None
+    else:
+        # every row simulated (binomial per account and bin), kept per cell for the design
+        # effect of each replicate
+        p_cell = np.clip(mu0, 0.0, 1.0)[cell_n.indices]
+        trials = np.rint(cell_n.data).astype(np.int64)
+        sim_cells = rng.binomial(trials, p_cell, size=(n_sim, trials.size)).astype(float)
+        sim = np.stack(
+            [np.bincount(cell_n.indices, weights=row, minlength=levels) for row in sim_cells]
+        )
     full_n = np.broadcast_to(n, (n_sim, n.size))
     full_pos = np.zeros((n_sim, n.size))
     full_pos[:, keep] = sim
@@ -214,13 +322,35 @@ def step_vs_trend(
         step_i = bin_index > cuts[i]
         if step_i.all() or not step_i.any():
             continue
-        stat_i = step_lrt(x_trend, step_i, nk, sim[i].astype(float), beta0=beta)[0]
+        s_i = sim[i].astype(float)
+        stat_i, _, beta_i = step_lrt(x_trend, step_i, nk, s_i, beta0=beta)
+        if sim_cells is not None:
+            pos_i = sparse.csr_matrix(
+                (sim_cells[i], cell_n.indices, cell_n.indptr), shape=cell_n.shape
+            )
+            stat_i = stat_i / _deff(x_trend, step_i, beta_i, cell_n, pos_i)
         used += 1
         exceed += stat_i >= statistic * (1 - 1e-9)
+    what = "" if cell_n is None else ", rows simulated per account"
     out.update(
         p_value=(1 + exceed) / (1 + used),
         p_value_method=(
-            f"parametric bootstrap under the fitted trend, cut searched again ({used} replicates)"
+            f"parametric bootstrap under the fitted trend, cut searched again ({used} "
+            f"replicates{what})"
         ),
     )
     return out
+
+
+def _deff(
+    x_trend: np.ndarray,
+    step: np.ndarray,
+    beta: np.ndarray,
+    cell_n: sparse.csr_matrix,
+    cell_pos: sparse.csr_matrix,
+) -> float:
+    """Design effect of the step in the full (trend + step) fit ``beta``."""
+    x = np.hstack([x_trend, step[:, None].astype(float)])
+    eta = x @ beta
+    mu = np.exp(-np.logaddexp(0.0, -eta))
+    return design_effect(x, mu, cell_n, cell_pos)

@@ -62,7 +62,7 @@ FAST = {
         "  row_budget: 4000\n  n_estimators: 40\n  permutation_repeats: 2\n  test_snapshots: 2"
     ),
     "thresholds": "  bootstrap: 40",
-    "snapshots": "  max_snapshots: 12",
+    "snapshots": "  max_snapshots: 18",  # 12 labelled month ends: a 180-day gap and a test date
 }
 
 

@@ -38,6 +38,8 @@ from features.demo.world import (
     MATURITY_MIN_CATEGORIES,
     MATURITY_THRESHOLDS,
     MATURITY_WINDOW_DAYS,
+    MESSY_PER_MONTH,
+    MESSY_ZIPF,
     MONTH,
     NEVER,
     NICHE,
@@ -58,11 +60,17 @@ from features.demo.world import (
     SETUP_STEPS,
     SETUP_TRUE,
     SETUP_WINDOW_DAYS,
+    SMOOTH_EARLY,
+    SMOOTH_POWER,
+    SMOOTH_RATE,
     TABLE_STAKES,
     UTILIZATION_PERIOD_DAYS,
     UTILIZATION_THRESHOLD,
     UTILIZATION_WINDOW_DAYS,
+    WEAK_FACTOR,
     check_args,
+    check_options,
+    messy_names,
     parse_end,
     truth_dict,
 )
@@ -126,6 +134,8 @@ class DemoData:
     end: str
     months: int
     _sim: dict = field(default_factory=dict, repr=False)
+    effect: str = "planted"
+    names: str = "standard"
 
     def iter_event_chunks(self, kind: Literal["pandas", "arrow"] = "pandas") -> Iterator[Any]:
         """Yield the events in chunks (pandas DataFrames, or pyarrow Tables with ``kind="arrow"``).
@@ -133,7 +143,15 @@ class DemoData:
         The events are regenerated from the seed, so this can be iterated more than once and
         always gives the same rows.
         """
-        for what, item in simulate(self.n_accounts, self.seed, self.end, self.months, emit=True):
+        for what, item in simulate(
+            self.n_accounts,
+            self.seed,
+            self.end,
+            self.months,
+            emit=True,
+            effect=self.effect,
+            names=self.names,
+        ):
             if what == "events":
                 table = plain_events(item)
                 yield table if kind == "arrow" else table.to_pandas()
@@ -147,22 +165,34 @@ class DemoData:
 
 
 def generate_demo(
-    n_accounts: int = 5000, seed: int = 0, end: str = "2026-06-30", months: int = 24
+    n_accounts: int = 5000,
+    seed: int = 0,
+    end: str = "2026-06-30",
+    months: int = 24,
+    effect: str = "planted",
+    names: str = "standard",
 ) -> DemoData:
-    """Simulate the demo product; the events are streamed by ``DemoData.iter_event_chunks``."""
+    """Simulate the demo product; the events are streamed by ``DemoData.iter_event_chunks``.
+
+    ``effect`` (``planted``, ``weak``, ``smooth``) and ``names`` (``standard``, ``messy``)
+    are the generator options of :mod:`features.demo.world` (``EFFECTS``, ``NAME_STYLES``).
+    """
     check_args(n_accounts, months, seed)
+    check_options(effect, names)
     accounts = []
-    for what, item in simulate(n_accounts, seed, end, months, emit=False):
+    for what, item in simulate(n_accounts, seed, end, months, emit=False, effect=effect):
         if what == "accounts":
             accounts.append(item)
     frame = pa.concat_tables(accounts).to_pandas()
     return DemoData(
         accounts=frame,
-        truth=truth_dict(seed, n_accounts, end, months),
+        truth=truth_dict(seed, n_accounts, end, months, effect, names),
         n_accounts=n_accounts,
         seed=seed,
         end=str(end),
         months=months,
+        effect=effect,
+        names=names,
     )
 
 
@@ -186,9 +216,21 @@ def _periods(start_s: int, end_s: int) -> list[tuple[int, int]]:
 
 
 def simulate(
-    n_accounts: int, seed: int, end: str, months: int, emit: bool
+    n_accounts: int,
+    seed: int,
+    end: str,
+    months: int,
+    emit: bool,
+    effect: str = "planted",
+    names: str = "standard",
 ) -> Iterator[tuple[str, pa.Table]]:
-    """Yield ("events", table) chunks (if ``emit``) and one ("accounts", table) per block."""
+    """Yield ("events", table) chunks (if ``emit``) and one ("accounts", table) per block.
+
+    With ``names="messy"`` the noise events of the long tail come as separate chunks with
+    their own dictionary (and their own random stream, so every other event is the same as
+    with the standard names).
+    """
+    check_options(effect, names)
     end_ts = parse_end(end)
     start_ts = end_ts - pd.DateOffset(months=int(months))
     end_s = int(end_ts.value // 10**9)
@@ -197,7 +239,9 @@ def simulate(
     width = _id_width(n_accounts)
     for b, first in enumerate(range(0, n_accounts, BLOCK)):
         n = min(BLOCK, n_accounts - first)
-        yield from _simulate_block(seed, b, first, n, start_s, end_s, periods, width, emit)
+        yield from _simulate_block(
+            seed, b, first, n, start_s, end_s, periods, width, emit, effect, names
+        )
 
 
 def _stochastic_round(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
@@ -214,6 +258,8 @@ def _simulate_block(
     periods: list[tuple[int, int]],
     width: int,
     emit: bool,
+    effect: str = "planted",
+    names: str = "standard",
 ) -> Iterator[tuple[str, pa.Table]]:
     # Two random streams: `rng` drives everything that decides churn (so the accounts come out
     # the same whether or not events are emitted); `deco` draws what has no effect.
@@ -285,6 +331,12 @@ def _simulate_block(
             pa.string(),
         )
         event_dict = pa.array(EVENT_NAMES, pa.string())
+        if names == "messy":
+            # own stream: the other events stay exactly those of the standard names
+            messy = np.random.default_rng([int(seed), b, 3])
+            messy_dict = pa.array(messy_names(), pa.string())
+            zipf = 1.0 / np.arange(1, len(messy_dict) + 1) ** MESSY_ZIPF
+            zipf /= zipf.sum()
 
     # ---- state over the months ----------------------------------------------------------
     churn = np.full(n, NEVER, dtype=np.int64)
@@ -311,6 +363,23 @@ def _simulate_block(
             schema=RAW_EVENT_SCHEMA,
         )
 
+    def messy_chunk(live: np.ndarray, lo: np.ndarray, span: np.ndarray, frac: np.ndarray):
+        """The long tail of oddly named noise events (Zipf volumes), as plain strings."""
+        cnt = messy.poisson(MESSY_PER_MONTH * frac)
+        acc, ts = place(messy, live, cnt, lo, np.maximum(span, 1))
+        codes = messy.choice(len(messy_dict), size=acc.size, p=zipf)
+        user = user_off[acc] + np.floor(messy.random(acc.size) * seats[acc]).astype(np.int64)
+        return pa.table(
+            [
+                acc_dict.take(pa.array(acc)),
+                messy_dict.take(pa.array(codes)),
+                pa.array(ts * 1_000_000, pa.int64()).cast(TS),
+                pa.array(np.ones(acc.size)),
+                user_dict.take(pa.array(user)),
+            ],
+            schema=EVENT_SCHEMA,
+        )
+
     def place(rng_: np.random.Generator, acc, counts, lo, span):
         """``counts[i]`` uniform times in ``[lo[i], lo[i] + span[i])`` for account ``acc[i]``."""
         idx = np.repeat(np.arange(acc.size), counts)
@@ -329,9 +398,21 @@ def _simulate_block(
         closed = signup_day[live] + ACTIVATION_WINDOW_DAYS <= S
         activated = closed & (act_count[live] >= ACTIVATION_THRESHOLD)
         h = base_h[live].copy()
-        h[closed] *= HAZARD_MULTIPLIERS["past_onboarding"]
-        h[activated] *= HAZARD_MULTIPLIERS["activated"]
-        if closed.any():
+        if effect == "weak":
+            h[closed] *= WEAK_FACTOR
+        elif effect == "smooth":
+            h[closed] *= HAZARD_MULTIPLIERS["past_onboarding"]
+            if closed.any():
+                w0 = max(S - UTILIZATION_WINDOW_DAYS + 1 - day0, 0)
+                conv90 = daily[live, w0 : S - day0 + 1].sum(axis=1, dtype=np.int64)
+                rate = conv90 / seats[live] / (UTILIZATION_WINDOW_DAYS / UTILIZATION_PERIOD_DAYS)
+                smooth = (1.0 + rate / SMOOTH_RATE) ** -SMOOTH_POWER
+                smooth *= (1.0 + act_count[live] / SMOOTH_EARLY) ** -SMOOTH_POWER
+                h = np.where(closed, h * smooth, h)
+        else:
+            h[closed] *= HAZARD_MULTIPLIERS["past_onboarding"]
+            h[activated] *= HAZARD_MULTIPLIERS["activated"]
+        if effect == "planted" and closed.any():
             w0 = max(S - UTILIZATION_WINDOW_DAYS + 1 - day0, 0)
             conv90 = daily[live, w0 : S - day0 + 1].sum(axis=1, dtype=np.int64)
             rate = conv90 / seats[live] / (UTILIZATION_WINDOW_DAYS / UTILIZATION_PERIOD_DAYS)
@@ -418,6 +499,10 @@ def _simulate_block(
         table = chunk(parts)
         if table.num_rows:
             yield "events", table
+        if names == "messy":
+            table = messy_chunk(live, lo, span, frac)
+            if table.num_rows:
+                yield "events", table
 
     # ---- setup events (now that churn is known), then the accounts ------------------------
     stop = np.minimum(churn, end_s)

@@ -117,15 +117,134 @@ ADOPT_BETA = (2.0, 2.0)
 # Share of enterprise accounts that use the niche premium feature: under 5% of the live
 # accounts in all, below the default adoption band.
 NICHE_ENTERPRISE = 0.22
+# ---- generator options (``--effect`` and ``--names``) -----------------------------------
+#: How churn depends on usage: ``planted`` (the milestones above), ``weak`` (churn drawn
+#: without any usage dependence) or ``smooth`` (the hazard falls smoothly with usage, no step).
+EFFECTS = ("planted", "weak", "smooth")
+#: Event names: ``standard`` (the product's events only) or ``messy`` (plus a long tail of
+#: oddly spelled noise names with Zipf-distributed volumes).
+NAME_STYLES = ("standard", "messy")
+# weak: once onboarding is over every account churns at plan_hazard x this, whatever it does
+WEAK_FACTOR = 0.35
+# smooth: once onboarding is over the hazard is plan_hazard x past_onboarding x
+# (1 + rate / SMOOTH_RATE) ** -SMOOTH_POWER x (1 + early / SMOOTH_EARLY) ** -SMOOTH_POWER,
+# rate the conversations per seat per 30 days over the trailing 90 days and early the
+# conversations in the first 60 days: retention rises with use in many small increments
+SMOOTH_RATE = 9.0
+SMOOTH_EARLY = 20.0
+SMOOTH_POWER = 2.0
+# messy: extra noise events per live account and month, spread over the names by Zipf
+MESSY_PER_MONTH = 4.0
+MESSY_ZIPF = 1.1
+MESSY_LONG_TAIL = 240
+
+
+def messy_names() -> tuple[str, ...]:
+    """The noise names of ``--names messy``: case variants of real names, spaces, quotes,
+    HTML, SQL, emoji, 300-character names, names that clash with column names, and a long
+    tail of generated names. None of them is a name of :data:`EVENT_NAMES`."""
+    odd = [
+        "Conversation Closed",
+        "CONVERSATION_CLOSED",
+        "conversation-closed",
+        "Conversation_Closed ",
+        "Bot Replied",
+        "REPORT_VIEWED",
+        "Macro Used",
+        " inbox_viewed",
+        "tag  applied",
+        'user said "hi"',
+        "it's done",
+        "back`tick",
+        "a,b;c",
+        "path/to/page",
+        "C:\\temp\\file",
+        "<b>x</b>",
+        "<script>alert(1)</script>",
+        "a &amp; b",
+        "'; DROP TABLE events; --",
+        "1 OR 1=1",
+        "SELECT * FROM accounts",
+        "=SUM(A1:A9)",
+        "+cmd",
+        "\U0001f389 celebration",
+        "\U0001f44d",
+        "rocket \U0001f680 launched",
+        "caf\u00e9 ouvert",
+        "\u65e5\u672c\u8a9e",
+        "x" * 300,
+        ("long_event_name_" * 20)[:300],
+        "count",
+        "event",
+        "account_id",
+        "user_id",
+        "occurred_at",
+        "retained",
+        "__count",
+        "null",
+        "NULL",
+        "NaN",
+        "1",
+        "-",
+    ]
+    spellings = ("Feature {k} Clicked", "feature.{k}.viewed", "FEATURE_{k}_USED", "feat {k}")
+    tail = [spellings[k % 4].format(k=k) for k in range(MESSY_LONG_TAIL)]
+    names = tuple(dict.fromkeys(odd + tail))
+    return tuple(n for n in names if n not in EVENT_CODE)
+
+
 BLOCK = 20_000  # accounts per simulation block (part of the determinism contract)
 DAY = 86_400
 MONTH = 30.4375 * DAY
 NEVER = np.iinfo(np.int64).max
 
 
-def truth_dict(seed: int, n_accounts: int, end: str | dt.date | dt.datetime, months: int) -> dict:
-    """The planted truth, in the pipeline's terms (written as ``truth.json``)."""
+def truth_dict(
+    seed: int,
+    n_accounts: int,
+    end: str | dt.date | dt.datetime,
+    months: int,
+    effect: str = "planted",
+    names: str = "standard",
+) -> dict:
+    """The planted truth, in the pipeline's terms (written as ``truth.json``).
+
+    With the default options the dictionary is exactly that of earlier versions; with
+    ``effect`` or ``names`` set otherwise it adds ``options`` saying what changed (with
+    ``weak`` or ``smooth`` the milestone thresholds it states are not planted).
+    """
     end_ts = parse_end(end)
+    truth = _planted_truth(seed, n_accounts, end_ts, months)
+    check_options(effect, names)
+    if effect != "planted" or names != "standard":
+        notes = {
+            "planted": "churn follows the planted milestones",
+            "weak": "churn drawn without any usage dependence: plan_hazard x "
+            f"{WEAK_FACTOR} once onboarding is over; no milestone is planted",
+            "smooth": "the hazard falls smoothly with usage, without a step: plan_hazard x "
+            f"past_onboarding x (1 + rate/{SMOOTH_RATE:g})^-{SMOOTH_POWER:g} x "
+            f"(1 + early/{SMOOTH_EARLY:g})^-{SMOOTH_POWER:g}; no threshold is planted",
+        }
+        truth["options"] = {
+            "effect": effect,
+            "names": names,
+            "effect_note": notes[effect],
+        }
+        if names == "messy":
+            truth["options"]["noise_names"] = len(messy_names())
+            truth["features"]["noise_messy"] = list(messy_names())
+    return truth
+
+
+def check_options(effect: str, names: str) -> None:
+    """Raise ``ValueError`` for an unknown ``effect`` or ``names``."""
+    if effect not in EFFECTS:
+        raise ValueError(f"effect must be one of {', '.join(EFFECTS)}, got {effect!r}")
+    if names not in NAME_STYLES:
+        raise ValueError(f"names must be one of {', '.join(NAME_STYLES)}, got {names!r}")
+
+
+def _planted_truth(seed: int, n_accounts: int, end_ts: pd.Timestamp, months: int) -> dict:
     return {
         "generator": "features.demo",
         "seed": int(seed),

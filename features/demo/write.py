@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from features.demo.simulate import EVENT_SCHEMA, TS, plain_events, simulate
-from features.demo.world import BLOCK, DAY, check_args, truth_dict
+from features.demo.world import BLOCK, DAY, check_args, check_options, truth_dict
 
 
 def write_demo(
@@ -34,11 +34,16 @@ def write_demo(
     end: str = "2026-06-30",
     months: int = 24,
     progress: Callable[[str], None] | None = None,
+    effect: str = "planted",
+    names: str = "standard",
 ) -> dict:
     """Write ``accounts.<fmt>``, ``events.<fmt>`` and ``truth.json`` into ``out_dir``.
 
     Events stream to disk in chunks (bounded memory); every file is written under a temporary
-    name and renamed into place once all are complete.
+    name and renamed into place once all are complete. ``effect`` and ``names`` are the
+    generator options (see :func:`features.demo.generate_demo`); with their defaults the
+    files are byte for byte those of earlier versions. With ``names="messy"`` CSV cells are
+    quoted where needed (names hold commas, quotes and the like).
 
     Returns
     -------
@@ -46,6 +51,7 @@ def write_demo(
         ``accounts``, ``events`` and ``truth`` (paths), ``n_accounts``, ``n_events``, ``seconds``.
     """
     check_args(n_accounts, months, seed)
+    check_options(effect, names)
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
     out = Path(out_dir)
@@ -61,7 +67,8 @@ def write_demo(
     t0 = time.perf_counter()
     n_events = 0
     account_tables: list[pa.Table] = []
-    writer = _EventWriter(tmp["events"], fmt)
+    messy = names == "messy"
+    writer = _EventWriter(tmp["events"], fmt, quote=messy)
     # One background thread encodes and writes while numpy generates the next chunk (both
     # release the GIL); a single worker keeps the chunks in order, so output stays identical.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-writer")
@@ -71,9 +78,12 @@ def write_demo(
         pending_rows = 0
         n_blocks = -(-n_accounts // BLOCK)
         done_accounts = 0
-        for what, item in simulate(n_accounts, seed, end, months, emit=True):
+        for what, item in simulate(
+            n_accounts, seed, end, months, emit=True, effect=effect, names=names
+        ):
             if what == "events":
-                pending.append(item)
+                # the messy chunks come as plain strings: make every chunk plain to concat
+                pending.append(plain_events(item) if messy else item)
                 pending_rows += item.num_rows
                 n_events += item.num_rows
                 if pending_rows >= 1_000_000:
@@ -100,7 +110,7 @@ def write_demo(
             pq.write_table(accounts, tmp["accounts"], store_schema=False)
         else:
             pacsv.write_csv(_csv_table(accounts), tmp["accounts"], _CSV_OPTIONS)
-        truth = truth_dict(seed, n_accounts, end, months)
+        truth = truth_dict(seed, n_accounts, end, months, effect, names)
         truth["n_events"] = int(n_events)
         tmp["truth"].write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
         for key in ("accounts", "events", "truth"):
@@ -136,8 +146,9 @@ def write_demo(
 class _EventWriter:
     """Append event tables to one Parquet file (row groups) or one CSV file."""
 
-    def __init__(self, path: Path, fmt: str):
+    def __init__(self, path: Path, fmt: str, quote: bool = False):
         self.path, self.fmt = path, fmt
+        self._options = _CSV_QUOTED if quote else _CSV_OPTIONS
         self._pq: pq.ParquetWriter | None = None
         self._csv: pacsv.CSVWriter | None = None
         self._sink = None
@@ -154,7 +165,7 @@ class _EventWriter:
         else:
             self._sink = pa.OSFile(str(path), "wb")
             self._csv = pacsv.CSVWriter(
-                self._sink, _csv_schema(EVENT_SCHEMA), write_options=_CSV_OPTIONS
+                self._sink, _csv_schema(EVENT_SCHEMA), write_options=self._options
             )
 
     def write(self, table: pa.Table) -> None:
@@ -239,3 +250,5 @@ def _csv_table(table: pa.Table) -> pa.Table:
 
 # our strings never hold a comma, a quote or a line break, so nothing needs quoting
 _CSV_OPTIONS = pacsv.WriteOptions(quoting_style="none")
+# ... except the messy names (commas, quotes, HTML, emoji)
+_CSV_QUOTED = pacsv.WriteOptions(quoting_style="needed")

@@ -589,7 +589,7 @@ def cohort_chart(charts: Charts, rows: list[dict], bound: float) -> str:
     ax.axvline(1.0, color="#444", lw=0.8)
     ax.axvline(bound, color=THRESHOLD, ls="--", lw=1.2, label=f"warning below {fmt_number(bound)}")
     ax.set_yticks(y, [f"{r['title']} ({r['outcome']})" for r in rows])
-    ax.set_xlabel("lift on the newest cohort (reached / not reached), with interval")
+    ax.set_xlabel("lift on the review cohort (reached / not reached), with interval")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7.5, loc="lower right", frameon=False)
     ax.set_ylim(-0.7, len(rows) - 0.3)

@@ -36,6 +36,7 @@ from flows.report.format import (
     fmt_pct,
     fmt_signed,
 )
+from flows.steps.inputs import DATA_DOCS
 from flows.store.publish import read_importance
 
 #: The page template, beside this module (package data: ``flows/report/*.j2``).
@@ -179,18 +180,51 @@ def _overview(thresholds: dict, scores: pd.DataFrame) -> list[dict]:
                 "with": w,
                 "without": wo,
                 "lift": lift,
+                "status": m.get("status"),
+                "reason": m.get("reason"),
             }
         )
     return rows
 
 
-def _auc_sentence(metrics: dict) -> str | None:
+def _verdict(thresholds: dict, summary: dict) -> dict | None:
+    """What the data could and could not confirm (:func:`models.verdict.verdict_lines`), for
+    the head of the page; None for a run from before the statuses."""
+    from models.verdict import MILESTONES, verdict_lines
+
+    comparison = summary.get("usage_vs_baseline")
+    status = {n: (thresholds.get(n) or {}).get("status") for n in MILESTONES}
+    if comparison is None and not any(status.values()):
+        return None
+    unconfirmed = [n for n, st in status.items() if st == "unconfirmed"]
+    no_usage = comparison is not None and not comparison.get("beats")
+    return {
+        "lines": verdict_lines(thresholds, comparison),
+        "warn": bool(no_usage or unconfirmed),
+        "no_usage": no_usage,
+        "unconfirmed": unconfirmed,
+        "gating": [n for n, st in status.items() if st != "unconfirmed"],
+    }
+
+
+def _auc_sentence(metrics: dict, comparison: dict | None = None) -> str | None:
     gbm = (metrics.get("gbm") or {}).get("roc_auc")
     base = (metrics.get("baseline") or {}).get("roc_auc")
     if gbm is None or base is None:
         return None
     gain = gbm - base
-    if gain >= 0.02:
+    low, high = ((comparison or {}).get("ci") or [None, None])[:2]
+    interval = (
+        f", interval {low:+.3f} to {high:+.3f} from resampling the test accounts"
+        if low is not None and high is not None
+        else ""
+    )
+    if comparison is not None and not comparison.get("beats"):
+        verdict = (
+            "so product usage does not predict retention better than plan and seats in this "
+            "data: no feature is a milestone candidate"
+        )
+    elif gain >= 0.02:
         verdict = "so product usage adds real information beyond the plan"
     elif gain >= 0:
         verdict = "so product usage adds little beyond the plan on this data"
@@ -202,7 +236,7 @@ def _auc_sentence(metrics: dict) -> str | None:
         f"On the newest months, which the models never saw, the model that reads product usage "
         f"ranks staying accounts above leaving ones with a ROC AUC of {gbm:.3f}, "
         f"against {base:.3f} "
-        f"for a baseline that knows only the plan and seats ({gain:+.3f}), {verdict}."
+        f"for a baseline that knows only the plan and seats ({gain:+.3f}{interval}), {verdict}."
     )
 
 
@@ -222,10 +256,18 @@ def _cohort_words(review: dict | None) -> dict:
     tenure = next((cohort[n]["cohort"] for n in ("activation", "setup") if cohort.get(n)), [])
     snaps = next((cohort[n]["cohort"] for n in ("utilization", "maturity") if cohort.get(n)), [])
     act = ((cohort.get("setup") or {}).get("activation") or {}).get("cohort")
+    periods = review.get("periods") or {}
+
+    def derived(name):
+        span = (periods.get(name) or {}).get("derivation") or {}
+        return f"{span['from']} to {span['to']}" if span.get("from") else None
+
     return {
         "tenure": join(tenure) or "–",
         "snapshots": join(snaps) or "–",
         "setup_activation": join(act) if act else None,
+        "tenure_derived": derived("activation"),
+        "snapshots_derived": derived("utilization"),
     }
 
 
@@ -307,6 +349,9 @@ def render_report(
     if validation_raw and isinstance(validation_raw.get("results"), list):
         results = validation_raw["results"]
         validation = {"passed": sum(1 for r in results if r.get("ok")), "total": len(results)}
+        # GE's data docs beside the report (a run folder), linked relatively
+        if (folder / DATA_DOCS / "index.html").is_file():
+            validation["docs"] = f"{DATA_DOCS}/index.html"
 
     stages = _stage_table(scores)
     cohort_rows = _cohort_rows(review) if review else []
@@ -330,7 +375,8 @@ def render_report(
             "utilization": "Utilization: is the customer using what it bought",
         },
         overview=_overview(thresholds, scores),
-        auc_sentence=_auc_sentence(summary.get("metrics") or {}),
+        verdict=_verdict(thresholds, summary),
+        auc_sentence=_auc_sentence(summary.get("metrics") or {}, summary.get("usage_vs_baseline")),
         validation=validation,
         importance=importance.to_dict(orient="records"),
         stages=stages,

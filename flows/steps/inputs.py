@@ -25,6 +25,8 @@ class Inputs:
     events: Any
     as_of: dt.datetime
     validation: dict = field(default_factory=dict)
+    # Great Expectations' suites and results of the contract's rules, for the data docs
+    expectation_results: list = field(default_factory=list, repr=False)
 
 
 def validation_sidecar(out: Path) -> Path:
@@ -41,15 +43,16 @@ def open_inputs(cfg: Config) -> Inputs:
     InvalidInputError
         When a table cannot be read or a rule breaks; ``details`` holds the whole result.
     """
+    from features.expectations import collecting_results
     from features.io import Source, connect, read_inputs, typed_accounts, typed_events
     from features.mapping import contract_inputs
     from features.validation import validate_inputs
 
     con = connect(cfg.engine)
-    db = cfg.data.database
+    db, url = cfg.data.database, cfg.data.url
     try:
         accounts_raw, events_raw = contract_inputs(
-            *read_inputs(con, Source(cfg.data.accounts, db), Source(cfg.data.events, db)),
+            *read_inputs(con, Source(cfg.data.accounts, db, url), Source(cfg.data.events, db, url)),
             columns=cfg.data.columns,
             timestamps=cfg.data.timestamps,
         )
@@ -60,21 +63,44 @@ def open_inputs(cfg: Config) -> Inputs:
             raise
         raise InvalidInputError(f"cannot read the input data: {exc}") from None
     check_score_columns(cfg.scores.columns, list(accounts_raw.columns))
-    report = validate_inputs(
-        con,
-        accounts_raw,
-        events_raw,
-        as_of=cfg.data.as_of,
-        configured_events=cfg.configured_events(),
-        churn_column=cfg.retention.churn == "column",
-    )
+    with collecting_results() as expectation_results:
+        report = validate_inputs(
+            con,
+            accounts_raw,
+            events_raw,
+            as_of=cfg.data.as_of,
+            configured_events=cfg.configured_events(),
+            churn_column=cfg.retention.churn == "column",
+        )
     if not report.ok:
         raise InvalidInputError(report.format(), report.to_dict())
     if cfg.retention.churn == "inactivity":
-        return with_inactivity_churn(cfg, con, accounts_raw, events_raw, report)
-    return Inputs(
-        con, typed_accounts(accounts_raw), typed_events(events_raw), report.as_of, report.to_dict()
-    )
+        inputs = with_inactivity_churn(cfg, con, accounts_raw, events_raw, report)
+    else:
+        inputs = Inputs(
+            con,
+            typed_accounts(accounts_raw),
+            typed_events(events_raw),
+            report.as_of,
+            report.to_dict(),
+        )
+    inputs.expectation_results = expectation_results
+    return inputs
+
+
+DATA_DOCS = "data_docs"
+
+
+def write_data_docs(folder: Path, inputs: Inputs) -> Path | None:
+    """Great Expectations' data docs of the input validation, in ``folder/data_docs``.
+
+    Returns the index page, or None when no rule ran through Great Expectations (Spark).
+    """
+    if not inputs.expectation_results:
+        return None
+    from features.expectations import write_data_docs as build
+
+    return build(Path(folder) / DATA_DOCS, inputs.expectation_results)
 
 
 def with_inactivity_churn(cfg: Config, con: Any, accounts_raw: Any, events_raw: Any, report: Any):

@@ -1,9 +1,11 @@
 """The framework review as a pipeline step, and the report rebuilt from a past run.
 
-:func:`write_review` compares this run with the previous champion run (its outputs fetched by
-:func:`flows.store.tracking.previous_champion` before this run is logged, so the champion is
-still the previous one) and writes ``review.json`` and ``retention_curves.json`` into the
-staging folder, where the report and the MLflow run pick them up. :func:`rebuild_report`
+:func:`write_review` measures each milestone on a later cohort the thresholds were not
+derived on (the cut of :func:`flows.steps.train.review_cohorts`; ``review.json`` records both
+periods under ``periods``), compares this run with the previous champion run (its outputs
+fetched by :func:`flows.store.tracking.previous_champion` before this run is logged, so the
+champion is still the previous one) and writes ``review.json`` and ``retention_curves.json``
+into the staging folder, where the report and the MLflow run pick them up. :func:`rebuild_report`
 renders ``report.html`` again from a past run's files.
 """
 

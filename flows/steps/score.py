@@ -188,7 +188,12 @@ def write_outputs(
 def run_summary(
     cfg: Config, inputs: Any, tables: FeatureTables, trained: dict, scores: pd.DataFrame
 ) -> dict:
-    """``summary.json`` of a retrain run: counts, periods, metrics and settings."""
+    """``summary.json`` of a retrain run: counts, periods, metrics and settings, and whether
+    product usage predicts retention better than plan and seats alone:
+    ``usage_beats_baseline`` (true or false) with ``usage_vs_baseline`` (the test-set ROC AUC
+    difference and its paired account-level bootstrap interval,
+    :func:`models.verdict.usage_vs_baseline`)."""
+    comparison = trained.get("usage_vs_baseline") or {}
     return {
         "config": cfg.source.name if cfg.source else None,  # a name, no machine path
         "engine": cfg.engine,
@@ -201,6 +206,8 @@ def run_summary(
         "snapshot_dates": [str(d) for d in tables.dates],
         "live_accounts": len(scores),
         "metrics": trained["metrics"],
+        "usage_beats_baseline": bool(comparison.get("beats", False)),
+        "usage_vs_baseline": comparison or None,
         "rows": trained["rows"],
         "validation_ok": True,
         "churn": {

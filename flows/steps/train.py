@@ -26,9 +26,24 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
     from models.importance import rank_features
     from models.splits import held_out_rows, out_of_time_split, stratified_sample
     from models.training import RetentionModels
+    from models.verdict import withhold_candidates
 
     check_trainable(cfg, tables)
-    train_rows, test = out_of_time_split(
+    # Evaluation is out of time with a gap: no training label observed after the first test
+    # date (issue 13). The champion, whose importance is measured on the accounts it never
+    # saw, is then refitted on every labelled row of the training accounts (no gap): the
+    # gap guards the test, and would otherwise cost the model its newest months.
+    try:
+        eval_rows, test = out_of_time_split(
+            tables.snapshots,
+            test_snapshots=cfg.models.test_snapshots,
+            test_account_share=cfg.models.test_account_share,
+            random_state=cfg.seed,
+            horizon_days=cfg.retention.horizon_days,
+        )
+    except ValueError as exc:
+        raise InvalidInputError(f"not enough labelled history to train: {exc}") from exc
+    train_rows, _ = out_of_time_split(
         tables.snapshots,
         test_snapshots=cfg.models.test_snapshots,
         test_account_share=cfg.models.test_account_share,
@@ -40,17 +55,24 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
             f"newest {cfg.models.test_snapshots} labelled month ends (check retention.horizon_days "
             "against the data period)"
         )
+    _need_both_outcomes(eval_rows, "the training snapshots (older labelled month ends)")
     _need_both_outcomes(train_rows, "the training snapshots (older labelled month ends)")
-    sample = stratified_sample(train_rows, cfg.models.row_budget, random_state=cfg.seed)
     categories = dict(cfg.milestones.maturity.categories) if cfg.models.breadth else None
-    models = RetentionModels(
-        n_estimators=cfg.models.n_estimators,
-        random_state=cfg.seed,
-        n_jobs=2,
-        categories=categories,
-    ).fit(sample)
-    evaluation = models.evaluate(test)
+
+    def fit(rows: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
+        sample = stratified_sample(rows, cfg.models.row_budget, random_state=cfg.seed)
+        return RetentionModels(
+            n_estimators=cfg.models.n_estimators,
+            random_state=cfg.seed,
+            n_jobs=2,
+            categories=categories,
+        ).fit(sample), sample
+
+    evaluated, _ = fit(eval_rows)
+    models, sample = fit(train_rows)
+    evaluation = evaluated.evaluate(test)
     calibration = evaluation.pop("calibration")
+    comparison = compare_with_baseline(cfg, evaluated, test)
     labelled = tables.snapshots[~tables.snapshots["censored"].astype(bool)]
     held_out = held_out_rows(tables.snapshots, train_rows)
     importance = rank_features(
@@ -69,16 +91,35 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
     return {
         "models": models,
         "metrics": evaluation,
+        "usage_vs_baseline": comparison,
         "calibration": calibration,
-        "importance": importance,
+        "importance": withhold_candidates(importance, comparison),
         "example": model_input_example(models, test),
         "rows": {
             "train": len(train_rows),
+            "evaluation_train": len(eval_rows),
             "sampled": len(sample),
             "test": len(test),
             "importance": len(held_out) if cfg.models.importance_rows == "held_out" else len(test),
         },
     }
+
+
+def compare_with_baseline(cfg: Config, models: Any, test: pd.DataFrame) -> dict:
+    """Does usage beat plan and seats? The gradient-boosted model's test-set ROC AUC against
+    the baseline's, with a paired account-level bootstrap interval of the difference
+    (:func:`models.verdict.usage_vs_baseline`): ``summary.json``'s ``usage_vs_baseline``."""
+    from models.verdict import usage_vs_baseline
+
+    return usage_vs_baseline(
+        test["retained"].to_numpy(dtype=float),
+        models.predict_retention(test, model="gbm"),
+        models.predict_retention(test, model="baseline"),
+        test["account_id"].astype(str).to_numpy(),
+        n_bootstrap=cfg.thresholds.bootstrap,
+        confidence=cfg.thresholds.confidence,
+        random_state=cfg.seed,
+    )
 
 
 def _labelled(frame: pd.DataFrame, flag_column: str, known_when: bool) -> pd.DataFrame:
@@ -143,19 +184,38 @@ def check_trainable(cfg: Config, tables: FeatureTables) -> None:
     _need_both_outcomes(labelled, "the labelled snapshots (month ends past the horizon)")
 
 
-def derive(cfg: Config, tables: FeatureTables) -> dict:
-    """The four milestone thresholds, each with its interval and evidence."""
-    from models.thresholds import derive_thresholds
+def review_cohorts(cfg: Config, tables: FeatureTables) -> Any:
+    """The cut between the rows the thresholds are derived on and the later, disjoint cohorts
+    that review them (:func:`models.cohorts.split_cohorts`, ``models.test_snapshots``
+    months or dates); the derivation and the framework review read the same cut."""
+    from models.cohorts import split_cohorts
 
+    return split_cohorts(tables.tenure, tables.snapshots, periods=cfg.models.test_snapshots)
+
+
+def derive(cfg: Config, tables: FeatureTables) -> dict:
+    """The four milestone thresholds, each with its interval, evidence and status, derived on
+    the labelled history before the review cohorts (see :func:`review_cohorts`)."""
+    from models.cohorts import derivation_rows
+    from models.defaults import MAX_CI_RATIO
+    from models.thresholds import derive_thresholds
+    from models.verdict import assign_statuses
+
+    cohorts = review_cohorts(cfg, tables)
+    tenure, snapshots = derivation_rows(tables.tenure, tables.snapshots, cohorts)
     _need_both_outcomes(
-        _labelled(tables.tenure, "labelled", known_when=True),
-        "the labelled accounts (activation window closed, horizon passed)",
+        _labelled(tenure, "labelled", known_when=True),
+        "the labelled accounts before the review cohort (window closed, horizon passed)",
+    )
+    _need_both_outcomes(
+        _labelled(snapshots, "censored", known_when=False),
+        "the labelled snapshots before the review cohort",
     )
 
     m = cfg.milestones
-    return derive_thresholds(
-        tables.tenure,
-        tables.snapshots,
+    thresholds = derive_thresholds(
+        tenure,
+        snapshots,
         setup_steps=m.setup.steps,
         categories=m.maturity.categories,
         activation_pin=m.activation.threshold,
@@ -182,3 +242,9 @@ def derive(cfg: Config, tables: FeatureTables) -> dict:
         maturity_window_days=m.maturity.window_days,
         setup_window_days=m.setup.window_days,
     )
+    periods = cohorts.ranges(tables.tenure, tables.snapshots)
+    for name, block in thresholds.items():
+        block["evidence"]["derivation_period"] = periods[name]["derivation"]
+    # thresholds.max_ci_ratio, once the configuration has it (else the default)
+    ratio = getattr(cfg.thresholds, "max_ci_ratio", None) or MAX_CI_RATIO
+    return assign_statuses(thresholds, max_ci_ratio=ratio)

@@ -264,3 +264,83 @@ def test_config_keeps_the_mapping_and_units(tmp_path):
     data = load_config(tmp_path / "cfg.yaml").data
     assert data.columns == {"account_id": "org_id", "occurred_at": "ts"}
     assert data.timestamps == {"occurred_at": "seconds"}
+
+
+PER_TABLE = {
+    "accounts": {"account_id": "id", "signup_at": "created"},
+    "events": {"account_id": "org_id", "occurred_at": "ts"},
+}
+
+
+def _per_table_frames():
+    accounts, events = frames()
+    accounts = accounts.rename(columns={"account_id": "id", "signup_at": "created"})
+    events = events.rename(columns={"account_id": "org_id", "occurred_at": "ts"})
+    return accounts, events
+
+
+def test_per_table_mapping_reads_each_table_with_its_own_names(tmp_path):
+    con = io.connect()
+    by_hand = write(tmp_path / "hand", *frames(), fmt="csv")
+    mapped = write(tmp_path / "mapped", *_per_table_frames(), fmt="csv")
+    header = Path(mapped[1].location).read_text().splitlines()[0]
+    assert header.startswith("org_id,") and ",ts," in header
+
+    raw_accounts, raw_events = contract_inputs(*io.read_inputs(con, *mapped), columns=PER_TABLE)
+    assert list(raw_accounts.columns)[:2] == ["account_id", "signup_at"]
+    assert list(raw_events.columns)[:3] == ["account_id", "event", "occurred_at"]
+    report = validate_inputs(
+        con, raw_accounts, raw_events, as_of=None, configured_events={"x": "k", "y": "k"}
+    )
+    assert report.ok, report.format()
+    want_a, want_e = typed(con, by_hand)
+    got_a, got_e = typed(con, mapped, columns=PER_TABLE)
+    pd.testing.assert_frame_equal(got_a, want_a)
+    pd.testing.assert_frame_equal(got_e, want_e)
+    # the flat form cannot say it: `id` is not a column of events
+    with pytest.raises(ValueError, match=r"data\.columns\.account_id: the events table has no "):
+        contract_inputs(*io.read_inputs(con, *mapped), columns={"account_id": "id"})
+
+
+def test_per_table_mapping_errors_name_the_table_and_key(tmp_path):
+    con = io.connect()
+    sources = write(tmp_path, *_per_table_frames(), fmt="csv")
+
+    def read(columns):
+        return contract_inputs(*io.read_inputs(con, *sources), columns=columns)
+
+    with pytest.raises(
+        ValueError,
+        match=r"data\.columns\.events\.occurred_at: the events table has no column 'time'",
+    ):
+        read({**PER_TABLE, "events": {"account_id": "org_id", "occurred_at": "time"}})
+    with pytest.raises(ValueError, match=r"events: 'seats' is not a column of the events contract"):
+        read({"events": {"seats": "licences"}})
+    with pytest.raises(ValueError, match=r"unknown table 'users' in the per-table form"):
+        read({"users": {"account_id": "id"}})
+    with pytest.raises(ValueError, match=r"mixes the two forms \(event flat, accounts per table\)"):
+        read({"accounts": {"account_id": "id"}, "event": "name"})
+    # a table left out keeps its names
+    accounts, events = read({"accounts": {"account_id": "id", "signup_at": "created"}})
+    assert "account_id" in accounts.columns
+    assert list(events.columns) == ["org_id", "event", "ts", "quantity"]
+
+
+def test_config_takes_the_per_table_form(tmp_path):
+    extra = (
+        "  columns:\n"
+        "    accounts: {account_id: id}\n"
+        "    events: {account_id: org_id, occurred_at: ts}"
+    )
+    (tmp_path / "cfg.yaml").write_text(CONFIG.format(extra=extra))
+    data = load_config(tmp_path / "cfg.yaml").data
+    assert data.columns == {
+        "accounts": {"account_id": "id"},
+        "events": {"account_id": "org_id", "occurred_at": "ts"},
+    }
+    bad = "  columns:\n    accounts: {account_id: id}\n    events: {plan: tier}"
+    (tmp_path / "cfg.yaml").write_text(CONFIG.format(extra=bad))
+    with pytest.raises(
+        ConfigError, match=r"data\.columns: events: 'plan' is not a column of the events contract"
+    ):
+        load_config(tmp_path / "cfg.yaml")

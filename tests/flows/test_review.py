@@ -132,7 +132,15 @@ def test_cohort_review_uses_the_newest_periods_and_marks_small_groups():
     review = cohort_review(_tenure(), _snapshots(), THRESHOLDS, periods=1, min_group=1)
     util = review["utilization"]
     assert util["cohort"] == ["2025-04-30"]
-    assert (util["n_reached"], util["n_not_reached"]) == (2, 1)
+    # a and c were seen on 2025-03-31, the derivation period: only e is new in the review
+    assert (util["n_reached"], util["n_not_reached"]) == (1, 0)
+    assert util["derivation_period"]["to"] == "2025-03-31"
+    assert util["review_period"] == {
+        "from": "2025-04-30",
+        "to": "2025-04-30",
+        "rows": 1,
+        "accounts": 1,
+    }
     act = review["activation"]
     assert (
         act["cohort"] == ["2025-04"]
@@ -201,7 +209,7 @@ FAST = {
         "  row_budget: 3000\n  n_estimators: 30\n  permutation_repeats: 2\n  test_snapshots: 2"
     ),
     "thresholds": "  bootstrap: 30",
-    "snapshots": "  max_snapshots: 12",
+    "snapshots": "  max_snapshots: 18",  # 12 labelled month ends: a 180-day gap and a test date
 }
 _RUNS: dict = {}
 

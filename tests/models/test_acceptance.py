@@ -143,6 +143,18 @@ def test_usage_models_beat_the_plan_and_seats_baseline(demo):
     assert metrics["rf"]["roc_auc"] > baseline + 0.05, metrics
 
 
+def test_the_data_confirm_every_milestone_and_usage_beats_the_baseline(demo):
+    """Issue 13: derived before the review cohort, each planted milestone is still a step
+    the data confirm, and usage ranks retention better than plan and seats."""
+    milestones = ("setup", "activation", "utilization", "maturity")
+    reasons = {n: demo.thresholds[n]["reason"] for n in milestones}
+    assert {n: demo.thresholds[n]["status"] for n in milestones} == dict.fromkeys(
+        milestones, "confirmed"
+    ), reasons
+    comparison = demo.trained["usage_vs_baseline"]
+    assert comparison["beats"] is True and comparison["ci"][0] > 0, comparison
+
+
 def test_retention_probabilities_are_calibrated(demo):
     table = demo.trained["calibration"]
     table = table[table["count"] > 0]

@@ -221,4 +221,5 @@ def test_flag_parameters_read_the_thresholds():
         "utilization_threshold": 5.0,
         "category_thresholds": {"x": 2.0, "y": 1.0, "z": 3.0},
         "min_categories": 2,
+        "gating": ["setup", "activation", "utilization", "maturity"],
     }
