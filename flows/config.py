@@ -239,6 +239,25 @@ class FeaturesConfig(_Model):
         description="Trailing window of the per-feature snapshot columns; "
         "default: milestones.maturity.window_days.",
     )
+    min_accounts: PosInt = Field(
+        default=D.MIN_FEATURE_ACCOUNTS,
+        description="An event is judged by the models only when at least this many accounts "
+        "use it; rarer events are listed in importance.csv as too rare to judge.",
+    )
+    include: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns (fnmatch, case-sensitive) of event names to judge; "
+        "empty: every event.",
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns of event names never judged (listed as excluded).",
+    )
+    rollup: dict[str, str] = Field(
+        default_factory=dict,
+        description="Feature name -> glob pattern: the events matching the pattern are "
+        "counted as one feature (for example {page_view: 'page_view:*'}).",
+    )
 
 
 class ThresholdsConfig(_Model):
@@ -247,6 +266,11 @@ class ThresholdsConfig(_Model):
     )
     bootstrap: PosInt = D.N_BOOTSTRAP
     confidence: Share = D.CONFIDENCE
+    max_ci_ratio: Annotated[float, Field(gt=1.0)] = Field(
+        default=D.MAX_CI_RATIO,
+        description="A milestone whose threshold interval's upper bound exceeds this many "
+        "times its lower bound is unconfirmed (too wide to act on).",
+    )
     utilization_after_onboarding: bool = Field(
         default=True,
         description="Derive the utilization threshold only on snapshots whose utilization "
@@ -351,6 +375,16 @@ class ScheduleConfig(_Model):
     score: str = "0 6 * * *"
 
 
+class SparkConfig(_Model):
+    master: str | None = Field(
+        default=None,
+        description="Spark master URL (spark://host:7077); default: local[*] in this process.",
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict, description="Extra Spark settings (spark.executor.memory ...)."
+    )
+
+
 class Config(_Model):
     """The whole configuration."""
 
@@ -367,6 +401,7 @@ class Config(_Model):
     scores: ScoresConfig = Field(default_factory=ScoresConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     engine: Literal["duckdb", "spark"] = "duckdb"
+    spark: SparkConfig = Field(default_factory=lambda: SparkConfig())
     seed: int = 42
     out: str | None = Field(default=None, description="Default output folder.")
     history: str | None = Field(

@@ -32,6 +32,10 @@ MAX_CI_RATIO = 2.0
 
 # --------------------------------------------------------------------------- importance
 
+#: Fewest accounts that must use an event for the models to judge it (``features.min_accounts``);
+#: rarer events are listed in importance.csv as too rare to judge.
+MIN_FEATURE_ACCOUNTS = 30
+
 #: Prevalence (share of accounts using a feature) inside which a feature can be a candidate.
 PREVALENCE_BAND = (0.05, 0.90)
 #: Smallest permutation importance (drop in ROC AUC) counted as important.

@@ -197,7 +197,6 @@ def derive(cfg: Config, tables: FeatureTables) -> dict:
     """The four milestone thresholds, each with its interval, evidence and status, derived on
     the labelled history before the review cohorts (see :func:`review_cohorts`)."""
     from models.cohorts import derivation_rows
-    from models.defaults import MAX_CI_RATIO
     from models.thresholds import derive_thresholds
     from models.verdict import assign_statuses
 
@@ -245,6 +244,4 @@ def derive(cfg: Config, tables: FeatureTables) -> dict:
     periods = cohorts.ranges(tables.tenure, tables.snapshots)
     for name, block in thresholds.items():
         block["evidence"]["derivation_period"] = periods[name]["derivation"]
-    # thresholds.max_ci_ratio, once the configuration has it (else the default)
-    ratio = getattr(cfg.thresholds, "max_ci_ratio", None) or MAX_CI_RATIO
-    return assign_statuses(thresholds, max_ci_ratio=ratio)
+    return assign_statuses(thresholds, max_ci_ratio=cfg.thresholds.max_ci_ratio)
