@@ -79,7 +79,7 @@ def _search(
     ci = list(finder.ci_)
     if pinned is None:
         return finder.threshold_, ci, dict(finder.evidence_), finder
-    evidence = finder.evaluate(metric, outcome, pinned)
+    evidence = finder.evaluate(metric, outcome, pinned, groups)
     derived = finder.evidence_
     evidence["derived"] = {
         k: derived.get(k) for k in ("threshold", "ci", "statistic", "p_value", "lift", "kind")
@@ -316,7 +316,7 @@ def _raw_comparison(
         n_bootstrap=n_bootstrap,
         confidence=confidence,
         random_state=rng,
-    ).fit(to_float(rows["utilization_raw"], "utilization_raw"), outcome)
+    ).fit(to_float(rows["utilization_raw"], "utilization_raw"), outcome, _groups(rows))
     keys = ("threshold", "statistic", "phi", "p_value", "lift", "share_at_or_above", "kind")
     ps = {k: per_seat.get(k) for k in keys}
     rw = {k: raw.evidence_.get(k) for k in keys}
