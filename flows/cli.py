@@ -18,14 +18,30 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # a docstring's wrapped lines form one paragraph
 )
 
 ConfigOpt = typer.Option(..., "--config", "-c", help="The YAML configuration file.", exists=False)
 EngineOpt = typer.Option(None, "--engine", help="Override the engine: duckdb (default) or spark.")
 OutOpt = typer.Option(
-    None, "--out", "-o", help="Output folder (default: the config's `out`, else out/<config>)."
+    None,
+    "--out",
+    "-o",
+    help="Output folder (default: the config's `out`, else out/ followed by the config file name).",
 )
 AsOfOpt = typer.Option(None, "--as-of", help="Override data.as_of (UTC date or timestamp).")
+ColumnOpt = typer.Option(
+    None,
+    "--column",
+    help="CONTRACT=SOURCE: read a contract column under the source's own name "
+    "(repeatable, e.g. --column account_id=org_id --column occurred_at=ts); data.columns.",
+)
+TimestampOpt = typer.Option(
+    None,
+    "--timestamps",
+    help="COLUMN=UNIT: how a timestamp column is held, iso, seconds or milliseconds "
+    "(repeatable, e.g. --timestamps occurred_at=milliseconds); data.timestamps.",
+)
 
 
 def _fail(message: str, code: int) -> None:
@@ -161,7 +177,7 @@ def validate(
         None,
         "--out",
         "-o",
-        help="Output folder whose side file <out>.validation.json receives the result.",
+        help="Output folder whose side file OUT.validation.json receives the result.",
     ),
     engine: str | None = EngineOpt,
     as_of: str | None = AsOfOpt,
@@ -318,21 +334,57 @@ def history(
     _guard("history", body)
 
 
-def _profile_sources(config, accounts, events, engine, as_of):
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    """``KEY=VALUE`` option values as a dict (an error naming the option otherwise)."""
+    from flows.errors import ConfigError
+
+    pairs: dict[str, str] = {}
+    for item in values or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise ConfigError(f"{option}: expected KEY=VALUE, got {item!r}")
+        pairs[key.strip()] = val.strip()
+    return pairs
+
+
+def _mapping(columns: list[str] | None, timestamps: list[str] | None) -> tuple[dict, dict]:
+    """--column and --timestamps, checked as data.columns and data.timestamps are."""
+    from pydantic import ValidationError
+
+    from flows.config import DataConfig, format_validation_error
+    from flows.errors import ConfigError
+
+    cols, stamps = _pairs(columns, "--column"), _pairs(timestamps, "--timestamps")
+    try:
+        DataConfig(accounts="a", events="e", columns=cols, timestamps=stamps)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, DataConfig)) from None
+    return cols, stamps
+
+
+def _profile_sources(config, accounts, events, engine, as_of, columns=None, timestamps=None):
     """The profile's configuration (or None) and sources: a configuration's, or two files."""
     from flows.errors import ConfigError
     from flows.steps.profile import Sources, sources_from_config
 
     if config is not None and (accounts is not None or events is not None):
         raise ConfigError("give either --config or --accounts and --events, not both")
+    if config is not None and (columns or timestamps):
+        raise ConfigError(
+            "--column and --timestamps go with --accounts and --events; "
+            "with --config, set data.columns and data.timestamps"
+        )
     if config is not None:
         cfg = _load(config, engine, as_of)
         return cfg, sources_from_config(cfg)
     if accounts is None or events is None:
         raise ConfigError("give --accounts and --events (or --config)")
+    cols, stamps = _mapping(columns, timestamps)
     src = Sources(
         accounts=str(accounts.resolve()),
         events=str(events.resolve()),
+        columns=cols,
+        timestamps=stamps,
         as_of=_as_of_value(as_of),
         engine=engine or "duckdb",
     )
@@ -367,6 +419,8 @@ def profile(
     out: Path = typer.Option(
         Path("out/profile"), "--out", "-o", help="Folder for profile.html and profile.json."
     ),
+    column: list[str] | None = ColumnOpt,
+    timestamps: list[str] | None = TimestampOpt,
     engine: str | None = EngineOpt,
     as_of: str | None = AsOfOpt,
 ) -> None:
@@ -392,7 +446,7 @@ def profile(
             write_profile,
         )
 
-        cfg, src = _profile_sources(config, accounts, events, engine, as_of)
+        cfg, src = _profile_sources(config, accounts, events, engine, as_of, column, timestamps)
         with Stage(1, 3, "validate the inputs"):
             inputs, churn = open_config_inputs(cfg) if cfg else open_sources(src)
         with Stage(2, 3, "profile the data"):
@@ -416,6 +470,8 @@ def init(
     events: Path = typer.Option(..., "--events", "-e", help="The events table."),
     out: Path = typer.Option(..., "--out", "-o", help="The configuration file to write (YAML)."),
     force: bool = typer.Option(False, "--force", help="Replace the file if it exists."),
+    column: list[str] | None = ColumnOpt,
+    timestamps: list[str] | None = TimestampOpt,
     engine: str | None = EngineOpt,
     as_of: str | None = AsOfOpt,
 ) -> None:
@@ -436,10 +492,13 @@ def init(
         from flows.steps.init import check_target, init_config
 
         check_target(out.resolve(), force)  # before any work
+        cols, stamps = _mapping(column, timestamps)
         result = init_config(
             accounts,
             events,
             out,
+            columns=cols,
+            timestamps=stamps,
             force=force,
             as_of=_as_of_value(as_of),
             engine=engine or "duckdb",

@@ -117,7 +117,14 @@ def propose(profile: dict) -> dict:
     }
 
 
-def config_text(profile: dict, proposal: dict, target: Path, as_of: dt.datetime | None) -> str:
+def config_text(
+    profile: dict,
+    proposal: dict,
+    target: Path,
+    as_of: dt.datetime | None,
+    columns: dict[str, str] | None = None,
+    timestamps: dict[str, str] | None = None,
+) -> str:
     """The configuration file's text: the proposals with their evidence in comments."""
     src = profile["sources"]
     h, f, win = profile["history"], profile["frequency"], profile["windows"]
@@ -142,6 +149,9 @@ def config_text(profile: dict, proposal: dict, target: Path, as_of: dt.datetime 
     lines += ["data:"]
     lines += [f"  accounts: {value(_relative(src['accounts'], folder))}"]
     lines += [f"  events: {value(_relative(src['events'], folder))}"]
+    for key, pairs in (("columns", columns), ("timestamps", timestamps)):
+        if pairs:
+            lines += [f"  {key}:"] + [f"    {value(k)}: {value(v)}" for k, v in pairs.items()]
     if as_of is not None:
         lines += [f"  as_of: {value(as_of.isoformat())}"]
     else:
@@ -329,6 +339,8 @@ def init_config(
     events: Path,
     target: Path,
     *,
+    columns: dict[str, str] | None = None,
+    timestamps: dict[str, str] | None = None,
     force: bool = False,
     as_of: dt.datetime | None = None,
     engine: str = "duckdb",
@@ -352,6 +364,8 @@ def init_config(
     src = Sources(
         accounts=str(Path(accounts).resolve()),
         events=str(Path(events).resolve()),
+        columns=dict(columns or {}),
+        timestamps=dict(timestamps or {}),
         as_of=as_of,
         engine=engine,
     )
@@ -364,5 +378,6 @@ def init_config(
         sources={"accounts": src.accounts, "events": src.events},
     )
     proposal = propose(profile)
-    write_config(config_text(profile, proposal, target, as_of), target, force)
+    text = config_text(profile, proposal, target, as_of, src.columns, src.timestamps)
+    write_config(text, target, force)
     return {**proposal, "profile": profile}

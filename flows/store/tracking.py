@@ -66,9 +66,22 @@ def _mlflow(cfg: Config):
     mlflow.set_experiment(cfg.tracking.experiment)
 
 
-def data_fingerprint(cfg: Config) -> str:
-    """A digest of the input files' bytes (or of the database file)."""
+def data_fingerprint(cfg: Config, summary: dict | None = None) -> str:
+    """A digest of the input files' bytes (or of the database file).
+
+    A warehouse source (``data.url``) is not read twice for a digest: its fingerprint is
+    ``url:`` and a digest of the URL as configured (no password in it), the table names, and
+    the run's ``as_of`` and row counts from ``summary``. It tells runs on different sources
+    or data sizes apart, not every change of a value.
+    """
     h = hashlib.blake2b(digest_size=16)
+    if cfg.data.url:
+        s = summary or {}
+        for part in (cfg.data.url, cfg.data.accounts, cfg.data.events):
+            h.update(str(part).encode() + b"\0")
+        for key in ("as_of", "accounts", "events", "live_accounts"):
+            h.update(f"{key}={s.get(key)}".encode() + b"\0")
+        return "url:" + h.hexdigest()
     for p in cfg.input_files():
         files = sorted(p.rglob("*")) if p.is_dir() else [p]
         for f in files:
@@ -295,7 +308,7 @@ def _log_run(cfg: Config, staging: Path, trained: dict, summary: dict, run_id: s
     _flatten("", logged_config, params)
     mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
     mlflow.log_dict(logged_config, "config.json")
-    fingerprint = data_fingerprint(cfg)
+    fingerprint = data_fingerprint(cfg, summary)
     mlflow.set_tags(
         {
             "data_fingerprint": fingerprint,
@@ -422,7 +435,7 @@ def log_score_run(cfg: Config, staging: Path, summary: dict) -> dict:
                 "as_of": summary["as_of"],
                 "champion_run_id": summary["champion_run_id"],
                 "champion_version": str(summary["champion_version"]),
-                "data_fingerprint": data_fingerprint(cfg),
+                "data_fingerprint": data_fingerprint(cfg, summary),
             }
         )
         mlflow.log_metrics({"live_accounts": summary["live_accounts"], "events": summary["events"]})

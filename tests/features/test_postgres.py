@@ -268,3 +268,31 @@ def test_config_rules_of_a_url_source(tmp_path):
         load_config(path, **{"data.database": "x.duckdb"})
     with pytest.raises(ConfigError, match=r"data\.url: expected a database URL"):
         load_config(_bad_config(tmp_path, "accounts.parquet"))
+
+
+def test_a_url_source_fingerprint_follows_the_source_and_its_counts(tmp_path):
+    """A warehouse source is not read twice for a digest: its fingerprint is one of the URL
+    (no password in it), the tables and the run's counts; a file source's is of the bytes."""
+    from flows.config import load_config
+    from flows.store.tracking import data_fingerprint
+
+    cfg = load_config(_bad_config(tmp_path, _url(5432)))
+    run = {"as_of": "2026-06-30 00:00:00", "accounts": 10, "events": 500, "live_accounts": 7}
+    first = data_fingerprint(cfg, run)
+    assert first.startswith("url:") and first == data_fingerprint(cfg, dict(run))
+    assert data_fingerprint(cfg, {**run, "events": 501}) != first
+    other = cfg.model_copy(update={"data": cfg.data.model_copy(update={"events": "other.ev"})})
+    assert data_fingerprint(other, run) != first
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    (tmp_path / "e.csv").write_text("x\n2\n")
+    files = cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(
+                update={"url": None, "accounts": str(tmp_path / "a.csv"),
+                        "events": str(tmp_path / "e.csv")}
+            )
+        }
+    )  # fmt: skip
+    before = data_fingerprint(files, run)
+    (tmp_path / "e.csv").write_text("x\n3\n")
+    assert not before.startswith("url:") and data_fingerprint(files, run) != before

@@ -220,6 +220,44 @@ def test_init_without_churn_dates_derives_churn_from_silence(nasty, tmp_path):
     assert "churn is derived from silence" in target.read_text(encoding="utf-8")
 
 
+def test_init_reads_renamed_csv_columns_and_writes_the_mapping(nasty, tmp_path):
+    """--column and --timestamps read a CSV export under its own names; the written file
+    carries them as data.columns and data.timestamps, and the proposal is the same as on the
+    contract-named Parquet."""
+    accounts = nasty["accounts_frame"].rename(columns={"account_id": "org"})
+    events = nasty["events_frame"].rename(
+        columns={"account_id": "org", "occurred_at": "ts", "event": "name"}
+    )
+    events["ts"] = (events["ts"] - pd.Timestamp(0)) // pd.Timedelta(milliseconds=1)
+    accounts.to_csv(tmp_path / "a.csv", index=False)
+    events.to_csv(tmp_path / "e.csv", index=False)
+    target = tmp_path / "c.yaml"
+    mapping = ["--column", "account_id=org", "--column", "occurred_at=ts", "--column", "event=name"]
+    res = _invoke(
+        "init", "-a", tmp_path / "a.csv", "-e", tmp_path / "e.csv", "-o", target,
+        *mapping, "--timestamps", "occurred_at=milliseconds",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    cfg = load_config(target)
+    assert cfg.data.columns == {"account_id": "org", "occurred_at": "ts", "event": "name"}
+    assert cfg.data.timestamps == {"occurred_at": "milliseconds"}
+    plain = tmp_path / "plain.yaml"
+    res = _invoke("init", "-a", nasty["accounts"], "-e", nasty["events"], "-o", plain)
+    assert res.exit_code == 0, res.output
+    assert cfg.milestones.activation.event == load_config(plain).milestones.activation.event
+    bad = _invoke(
+        "init", "-a", tmp_path / "a.csv", "-e", tmp_path / "e.csv", "-o", tmp_path / "x.yaml",
+        "--column", "acount_id=org",
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "acount_id" in bad.output
+    assert not (tmp_path / "x.yaml").exists()
+    unmapped = _invoke(
+        "init", "-a", tmp_path / "a.csv", "-e", tmp_path / "e.csv", "-o", tmp_path / "y.yaml"
+    )
+    assert unmapped.exit_code == 2 and "account_id" in unmapped.output
+    assert not (tmp_path / "y.yaml").exists()
+
+
 # ----------------------------------------------------------------------------- acceptance
 
 
