@@ -38,15 +38,19 @@ TIMESTAMP_COLUMNS = {"accounts": ("signup_at", "churned_at"), "events": ("occurr
 
 @dataclass(frozen=True)
 class Source:
-    """Where one input table lives: a Parquet or CSV file (or folder), a DuckDB table, or a
-    table (``schema.table`` or ``table``) of the database at ``url``."""
+    """Where one input table lives: a Parquet or CSV file (or folder), a DuckDB table, a
+    table (``schema.table`` or ``table``) of the database at ``url``, or (``catalog``) a table
+    of the Spark catalog (``table``, ``database.table`` or ``catalog.database.table``)."""
 
     location: str
     database: str | None = None
     url: str | None = None
+    catalog: bool = False
 
     @property
     def kind(self) -> str:
+        if self.catalog:
+            return "catalog"
         if self.url is not None:
             return "url"
         if self.database is not None:
@@ -58,12 +62,36 @@ class Source:
             return "parquet"
         raise ValueError(
             f"cannot tell the format of '{self.location}': expected a .parquet or .csv file, "
-            "or a table inside data.database"
+            "or a table inside data.database (or, with engine spark, of the Spark catalog)"
         )
 
 
+def input_source(
+    location: str,
+    database: str | None = None,
+    url: str | None = None,
+    *,
+    engine: str = "duckdb",
+    base_dir: str | os.PathLike | None = None,
+) -> Source:
+    """The :class:`Source` of a configured input: on Spark, a name that is no file path is a
+    table of the Spark catalog (see :func:`catalog_name`)."""
+    if engine == "spark" and database is None and url is None:
+        from features.spark import catalog_name
+
+        name = catalog_name(location, base_dir)
+        if name is not None:
+            return Source(name, catalog=True)
+    return Source(location, database, url)
+
+
 def connect(
-    engine: str = "duckdb", *, spark_session: Any = None, temp_directory: str | None = None
+    engine: str = "duckdb",
+    *,
+    spark_session: Any = None,
+    spark_master: str | None = None,
+    spark_conf: Mapping[str, str] | None = None,
+    temp_directory: str | None = None,
 ):
     """Open an Ibis backend whose session time zone is UTC.
 
@@ -71,7 +99,10 @@ def connect(
     ----------
     engine : {"duckdb", "spark"}
     spark_session : pyspark.sql.SparkSession, optional
-        An existing session for ``engine="spark"``; a local one is started when absent.
+        An existing session for ``engine="spark"``; else one is started by
+        :func:`features.spark.new_spark_session` with ``spark_master`` and ``spark_conf``.
+    spark_master, spark_conf : optional
+        The configuration's ``spark.master`` (default ``local[*]``) and ``spark.conf``.
     temp_directory : str, optional
         Where DuckDB spills when a query outgrows memory.
     """
@@ -85,30 +116,18 @@ def connect(
         return con
     if engine == "spark":
         if spark_session is None:
-            spark_session = local_spark_session()
+            from features.spark import new_spark_session
+
+            spark_session = new_spark_session(spark_master, spark_conf)
         return ibis.pyspark.connect(spark_session)
     raise ValueError(f"engine: expected 'duckdb' or 'spark', got {engine!r}")
 
 
 def local_spark_session():
-    """A quiet local Spark session in UTC (needs the optional `pyspark` extra and Java)."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:  # pragma: no cover - depends on the extra
-        raise RuntimeError(
-            "engine 'spark' needs PySpark: install the extra with `pip install -e '.[spark]'`"
-        ) from exc
-    return (
-        SparkSession.builder.master("local[2]")
-        .appName("milestones")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .getOrCreate()
-    )
+    """A quiet local Spark session in UTC (see :func:`features.spark.new_spark_session`)."""
+    from features.spark import new_spark_session
+
+    return new_spark_session()
 
 
 def read_source(con, source: Source, name: str) -> Table:
@@ -117,6 +136,10 @@ def read_source(con, source: Source, name: str) -> Table:
         kind = source.kind
     except ValueError as exc:
         raise ValueError(f"data.{name}: {exc}") from None
+    if kind == "catalog":
+        from features.spark import read_catalog_table
+
+        return read_catalog_table(con, source.location, name)
     if kind == "url":
         return read_url_tables(con, source.url, {name: source.location})[name]
     if kind == "duckdb":

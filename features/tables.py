@@ -53,7 +53,7 @@ import ibis
 import pyarrow as pa
 from ibis.expr.types import Table, Value
 
-from features.columns import feature_col, maturity_col, setup_col
+from features.columns import feature_col, maturity_col, setup_col, tenure_col
 from features.values import engine_of, naive_utc
 
 if TYPE_CHECKING:
@@ -161,6 +161,88 @@ def event_names(daily: Daily) -> list[str]:
     return sorted(daily.codes[c] for c in present if c is not None)
 
 
+def feature_accounts(
+    daily: Daily, groups: Mapping[str, Sequence[str]], *, as_of: dt.datetime | None = None
+) -> dict[str, int]:
+    """Accounts that used each feature up to ``as_of``'s date: one small query over the
+    aggregate, whatever the number of features.
+
+    Parameters
+    ----------
+    groups : mapping of str to sequence of str
+        ``{feature: its events}``: an event, or a roll-up of several (an account uses a
+        roll-up when it used any of its events). An event may sit in several groups.
+
+    Returns
+    -------
+    dict
+        ``{feature: accounts}``; 0 for a feature none of whose events occur.
+    """
+    names = list(groups)
+    pairs = [
+        (daily.code(e), i) for i, f in enumerate(names) for e in dict.fromkeys(groups[f])
+    ]
+    pairs = [(c, i) for c, i in pairs if c >= 0]
+    out = dict.fromkeys(names, 0)
+    if not pairs:
+        return out
+    key = ibis.memtable(
+        pa.table(
+            {
+                "code": pa.array([c for c, _ in pairs], pa.int32()),
+                "_fid": pa.array([i for _, i in pairs], pa.int32()),
+            }
+        )
+    )
+    rows = daily.table
+    if as_of is not None:
+        rows = rows.filter(rows.day <= ibis.literal(naive_utc(as_of).date(), "date"))
+    rows = rows.select("aid", "code").join(key, "code")
+    counted = rows.group_by("_fid").aggregate(accounts=rows.aid.nunique()).to_pyarrow()
+    for fid, n in zip(
+        counted.column("_fid").to_pylist(), counted.column("accounts").to_pylist(), strict=True
+    ):
+        out[names[fid]] = int(n)
+    return out
+
+
+def _feature_keys(
+    daily: Daily, events: Sequence[str], members: Mapping[str, Sequence[str]] | None
+) -> tuple[dict[str, int], dict[int, int]]:
+    """The key each feature's rows travel under: an event's own code, or for a roll-up
+    (``members``) a new key past the event codes; and ``{member code: roll-up key}``."""
+    keys: dict[str, int] = {}
+    remap: dict[int, int] = {}
+    for j, e in enumerate(events):
+        if members and e in members:
+            keys[e] = len(daily.codes) + j
+            for m in members[e]:
+                if daily.code(m) >= 0:
+                    remap.setdefault(daily.code(m), keys[e])
+        else:
+            keys[e] = daily.code(e)
+    return keys, remap
+
+
+def _with_rollups(rows: Table, remap: Mapping[int, int]) -> Table:
+    """The daily rows plus, for each roll-up, its events' rows summed per (account, day)
+    under the roll-up's key (so its active days count each day once)."""
+    if not remap:
+        return rows
+    key = ibis.memtable(
+        pa.table(
+            {
+                "code": pa.array(list(remap), pa.int32()),
+                "_key": pa.array(list(remap.values()), pa.int32()),
+            }
+        )
+    )
+    r = rows.join(key, "code")
+    rolled = r.group_by(aid=r.aid, code=r._key, day=r.day).aggregate(n=r.n.sum())
+    plain = rows.select("aid", "code", "day", "n")
+    return plain.union(rolled.select(plain.columns).cast(plain.schema()))
+
+
 def _alive_at(accounts: Table, ts) -> ibis.Value:
     """Still a customer at instant ``ts`` (churned_at is null or not before it)."""
     return accounts.churned_at.isnull() | (accounts.churned_at >= ts)
@@ -215,6 +297,7 @@ def tenure_table(
     golden_week_days: int = 7,
     inactivity_period_days: int = 30,
     inactivity_horizon_days: int = 90,
+    members: Mapping[str, Sequence[str]] | None = None,
 ) -> Table:
     """One row per account, anchored at signup (see :mod:`features.columns`).
 
@@ -227,7 +310,10 @@ def tenure_table(
         Naive UTC scoring date; accounts that sign up after it have no row, and labels whose
         date lies after it are left null.
     events : sequence of str
-        Product events that get ``gw__``, ``aw__`` and ``ttf__`` columns.
+        Product features (names) that get ``gw__``, ``aw__`` and ``ttf__`` columns: only
+        these become columns, however many names the events hold.
+    members : mapping of str to sequence of str, optional
+        The roll-ups among ``events``: ``{feature: its events}``, counted as one feature.
     """
     aw = int(activation_window_days)
     sw = int(setup_window_days)
@@ -242,7 +328,8 @@ def tenure_table(
     acc = accounts.filter(accounts.signup_at <= ibis.literal(as_of, "timestamp"))
     acc = acc.mutate(signup_date=acc.signup_at.date())
     keys = acc.select("aid", "signup_date")
-    rows = daily.table
+    fkeys, remap = _feature_keys(daily, events, members)
+    rows = _with_rollups(daily.table, remap)
     d = rows.filter(rows.day <= as_of_date).join(keys, "aid")
     d = d.select("aid", "code", "n", di=d.day.delta(d.signup_date, unit="day"))
     d = d.filter(d.di >= 0, d.di < max(sw, aw, gw, horizon_end))
@@ -270,9 +357,9 @@ def tenure_table(
     for k in range(periods):
         aggs[f"_post_{k}"] = p[f"_post_{k}"].max()  # only the activation event's row has one
     for e in events:
-        aggs[f"gw__{e}"] = _if(p.code == daily.code(e), p["_gw"]).max()
-        aggs[f"aw__{e}"] = _if(p.code == daily.code(e), p["_aw"]).max()
-        aggs[f"ttf__{e}"] = _if(p.code == daily.code(e), p["_ttf"]).min()
+        aggs[tenure_col("gw", e)] = _if(p.code == fkeys[e], p["_gw"]).max()
+        aggs[tenure_col("aw", e)] = _if(p.code == fkeys[e], p["_aw"]).max()
+        aggs[tenure_col("ttf", e)] = _if(p.code == fkeys[e], p["_ttf"]).min()
     per_account = p.group_by("aid").aggregate(**aggs)
 
     t = acc.left_join(per_account, "aid")
@@ -301,9 +388,9 @@ def tenure_table(
     cols["setup_window_closed"] = (t.signup_date + ibis.interval(days=sw)) <= as_of_date
     cols["activation_count"] = t.activation_count.fill_null(0).cast("int64")
     for e in events:
-        cols[f"gw__{e}"] = t[f"gw__{e}"].fill_null(0).cast("int64")
-        cols[f"aw__{e}"] = t[f"aw__{e}"].fill_null(0).cast("int64")
-        cols[f"ttf__{e}"] = t[f"ttf__{e}"].cast("float64")
+        for kind in ("gw", "aw"):
+            cols[tenure_col(kind, e)] = t[tenure_col(kind, e)].fill_null(0).cast("int64")
+        cols[tenure_col("ttf", e)] = t[tenure_col("ttf", e)].cast("float64")
     cols["window_end"] = window_end
     cols["window_closed"] = window_end <= as_of_date
     cols["label_date"] = label_date
@@ -420,6 +507,7 @@ def snapshot_table(
     horizon_days: int,
     activation_window_days: int,
     require_window_closed: bool = True,
+    members: Mapping[str, Sequence[str]] | None = None,
 ) -> Table:
     """One row per account and snapshot date (see :mod:`features.columns`).
 
@@ -429,9 +517,14 @@ def snapshot_table(
         The aggregate and the keyed accounts, from :func:`daily_aggregate`.
     dates : iterable of date
         Snapshot dates S; features use the days [S - W + 1, S].
+    events : sequence of str
+        Product features (names) that get the per-feature columns; only these, the
+        utilization event and the categories' features are read.
     require_window_closed : bool
         Keep only accounts whose activation window closed by S (training rows). Scoring at
         ``as_of`` sets it False to score every customer.
+    members : mapping of str to sequence of str, optional
+        The roll-ups among ``events`` (see :func:`tenure_table`).
     """
     dates = sorted({_as_date(d) for d in dates})
     if not dates:
@@ -457,8 +550,10 @@ def snapshot_table(
 
     # Only the events that feed some column matter.
     maturity_features = list(dict.fromkeys(f for feats in categories.values() for f in feats))
-    wanted = [*events, utilization_event, *maturity_features]
-    wanted = [e for e in dict.fromkeys(wanted) if daily.code(e) >= 0]
+    fkeys, remap = _feature_keys(daily, events, members)
+    key_of = {e: daily.code(e) for e in [utilization_event, *maturity_features]}
+    wanted = sorted({k for k in [*fkeys.values(), *key_of.values()] if k >= 0})
+    key_of = {**key_of, **fkeys}
 
     # Windows of month-end snapshots overlap (a 90-day window spans three month ends). The
     # daily rows are first summed over segments (runs of days that each window holds whole or
@@ -470,17 +565,17 @@ def snapshot_table(
     day_segment, segment_window = _segments(dates, {"_in_t": wt, "_in_u": wu, "_in_m": wm})
     k = max(wt, wu, wm) + 1
     d = daily.table
-    d = d.filter(d.day <= as_of_date, d.code.isin([daily.code(e) for e in wanted]))
-    d = d.join(day_segment, "day")
+    d = d.filter(d.day <= as_of_date, d.code.isin(wanted or [-1]))
+    d = _with_rollups(d, remap).join(day_segment, "day")
     segs = d.group_by("aid", "code", "seg").aggregate(_n=_sum(d.n), _days=d.count())
     packed = segs["_n"] * k + segs["_days"]
     wide = segs.group_by("aid", "seg").aggregate(
-        **{f"_p{daily.code(e)}": _if(segs.code == daily.code(e), packed).max() for e in wanted}
+        **{f"_p{c}": _if(segs.code == c, packed).max() for c in wanted}
     )
     j = wide.join(segment_window, "seg")
 
     def window_sum(flag: str, e: str) -> Value:
-        value = j[f"_p{daily.code(e)}"]
+        value = j[f"_p{key_of[e]}"]
         if {"_in_t": wt, "_in_u": wu, "_in_m": wm}[flag] == k - 1:
             return _sum(value)  # the widest window holds every segment joined to a snapshot
         return _sum(_if(j[flag] == 1, value))
@@ -489,14 +584,14 @@ def snapshot_table(
     # When the maturity window is the trailing one, a feature's use there is its trailing count.
     trailing = [*events, *(maturity_features if wm == wt else [])]
     for e in dict.fromkeys(trailing):
-        if daily.code(e) >= 0:
-            sums[f"_t_{e}"] = window_sum("_in_t", e)
-    if daily.code(utilization_event) >= 0:
+        if key_of[e] >= 0:
+            sums[f"_t{key_of[e]}"] = window_sum("_in_t", e)
+    if key_of[utilization_event] >= 0:
         sums["_u"] = window_sum("_in_u", utilization_event)
     if wm != wt:
         for f in maturity_features:
-            if daily.code(f) >= 0:
-                sums[f"_m_{f}"] = window_sum("_in_m", f)
+            if key_of[f] >= 0:
+                sums[f"_m{key_of[f]}"] = window_sum("_in_m", f)
     per_snapshot = j.group_by("aid", "snapshot_date").aggregate(**sums)
 
     t = base.left_join(per_snapshot, ["aid", "snapshot_date"])
@@ -517,7 +612,7 @@ def snapshot_table(
     }
     cols.update({a: t[a] for a in _attributes(accounts)})
     for e in events:
-        pk = packed_of(f"_t_{e}")
+        pk = packed_of(f"_t{key_of[e]}")
         count = (pk // k).cast("int64")
         cols[feature_col(e, "used")] = (count > 0).cast("int8")
         cols[feature_col(e, "count")] = count
@@ -528,7 +623,7 @@ def snapshot_table(
     cols["utilization_raw"] = util / periods_in_window
     for cat, feats in categories.items():
         used = [
-            (packed_of(f"_m_{f}" if wm != wt else f"_t_{f}") >= k).cast("int64")
+            (packed_of(f"_m{key_of[f]}" if wm != wt else f"_t{key_of[f]}") >= k).cast("int64")
             for f in dict.fromkeys(feats)
         ]
         total = ibis.literal(0, "int64")

@@ -44,15 +44,22 @@ def open_inputs(cfg: Config) -> Inputs:
         When a table cannot be read or a rule breaks; ``details`` holds the whole result.
     """
     from features.expectations import collecting_results
-    from features.io import Source, connect, read_inputs, typed_accounts, typed_events
+    from features.io import connect, input_source, read_inputs, typed_accounts, typed_events
     from features.mapping import contract_inputs
     from features.validation import validate_inputs
 
-    con = connect(cfg.engine)
-    db, url = cfg.data.database, cfg.data.url
+    con = connect(cfg.engine, spark_master=cfg.spark.master, spark_conf=cfg.spark.conf)
+    # (on Spark, a name that is no file is a table of the Spark catalog)
+    where = dict(
+        database=cfg.data.database, url=cfg.data.url, engine=cfg.engine, base_dir=cfg.base_dir
+    )
     try:
         accounts_raw, events_raw = contract_inputs(
-            *read_inputs(con, Source(cfg.data.accounts, db, url), Source(cfg.data.events, db, url)),
+            *read_inputs(
+                con,
+                input_source(cfg.data.accounts, **where),
+                input_source(cfg.data.events, **where),
+            ),
             columns=cfg.data.columns,
             timestamps=cfg.data.timestamps,
         )
