@@ -184,7 +184,27 @@ def config_text(
     lines += _activation_lines(profile, proposal)
     lines += _utilization_lines(profile, proposal)
     lines += _maturity_lines(profile, proposal)
+    lines += _tracking_lines(target)
     return "\n".join(lines) + "\n"
+
+
+def _tracking_lines(target: Path) -> list[str]:
+    """An MLflow experiment and registered model of this configuration's own, so that its
+    champion is compared only with earlier runs on the same data, never with the demo's."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", target.stem).strip("-") or "data"
+    return [
+        "",
+        *_comment(
+            [
+                "This data's own MLflow experiment and registered model: a new model is",
+                "compared only with the champion of earlier runs of this configuration.",
+            ],
+            0,
+        ),
+        "tracking:",
+        f"  experiment: {value('milestones-' + stem)}",
+        f"  model_name: {value('milestones-' + stem + '-retention')}",
+    ]
 
 
 def _setup_lines(profile: dict, proposal: dict) -> list[str]:

@@ -131,7 +131,7 @@ def test_init_writes_a_loadable_commented_config_with_quoted_names(nasty, initia
     target = initialised
     text = target.read_text(encoding="utf-8")
     assert "NOTHING IN THIS FILE IS FINAL" in text.splitlines()[2]
-    assert set(yaml.safe_load(text)) == {"data", "retention", "milestones"}
+    assert set(yaml.safe_load(text)) == {"data", "retention", "milestones", "tracking"}
     cfg = load_config(target)
     named = set(cfg.configured_events())
     assert named and named <= set(NAMES)
@@ -241,6 +241,11 @@ def test_init_reads_renamed_csv_columns_and_writes_the_mapping(nasty, tmp_path):
     cfg = load_config(target)
     assert cfg.data.columns == {"account_id": "org", "occurred_at": "ts", "event": "name"}
     assert cfg.data.timestamps == {"occurred_at": "milliseconds"}
+    # its own experiment and registered model: never compared with another data's champion
+    assert (cfg.tracking.experiment, cfg.tracking.model_name) == (
+        "milestones-c",
+        "milestones-c-retention",
+    )
     plain = tmp_path / "plain.yaml"
     res = _invoke("init", "-a", nasty["accounts"], "-e", nasty["events"], "-o", plain)
     assert res.exit_code == 0, res.output
