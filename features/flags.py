@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 import ibis
 from ibis.expr.types import Table
 
-from features.columns import maturity_col
+from features.columns import category_features_col, mature_col, maturity_col, setup_done_col
 from features.state import milestone_state
 from features.tables import Daily
 from features.values import naive_utc
@@ -92,9 +92,9 @@ def milestone_flags(
         ``account_id``, the columns of :func:`features.state.milestone_state` (setup and
         activation state, their ``*_reached_at`` and on-time flags), ``activation_needed``
         (events still needed in the span ending at ``as_of``), ``utilization_rate``,
-        ``utilized``, ``utilization_gap``, ``utilization_reached_at``, ``<category>_features``,
-        ``mature_<category>``, ``mature_categories``, ``mature``, ``maturity_reached_at``,
-        ``stage``.
+        ``utilized``, ``utilization_gap``, ``utilization_reached_at``, ``features__<category>``
+        and ``mature__<category>`` (the category's code: :mod:`features.columns`),
+        ``mature_categories``, ``mature``, ``maturity_reached_at``, ``stage``.
     """
     names = [m for m, _ in RUNGS]
     gate = names if gating is None else list(gating)
@@ -122,7 +122,7 @@ def milestone_flags(
         "setup_complete": j.setup_complete.fill_null(len(steps) == 0),
     }
     for s in steps:
-        cols[f"setup_done__{s}"] = j[f"setup_done__{s}"].fill_null(False)
+        cols[setup_done_col(s)] = j[setup_done_col(s)].fill_null(False)
     cols.update(
         setup_reached_at=j.setup_reached_at,
         setup_on_time=j.setup_on_time,
@@ -142,8 +142,8 @@ def milestone_flags(
     n_mature = ibis.literal(0, "int64")
     for cat, threshold in category_thresholds.items():
         used = j[maturity_col(cat)].fill_null(0).cast("int64")
-        cols[f"{cat}_features"] = used
-        cols[f"mature_{cat}"] = used >= threshold
+        cols[category_features_col(cat)] = used
+        cols[mature_col(cat)] = used >= threshold
         n_mature = n_mature + (used >= threshold).cast("int64")
     cols["mature_categories"] = n_mature
     cols["mature"] = n_mature >= int(min_categories)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import ibis
 from ibis.expr.types import Table, Value
 
+from features.columns import setup_done_col
 from features.tables import Daily, _if
 from features.values import naive_utc
 
@@ -38,7 +39,7 @@ def state_columns(setup_steps: Sequence[str]) -> list[str]:
     return [
         "account_id",
         "signup_date",
-        *(f"setup_done__{s}" for s in setup_steps),
+        *(setup_done_col(s) for s in setup_steps),
         "setup_steps_done",
         "setup_complete",
         "setup_reached_at",
@@ -89,7 +90,8 @@ def milestone_state(
     Returns
     -------
     Table
-        The columns of :func:`state_columns`: ``setup_done__<step>`` (done by ``as_of``),
+        The columns of :func:`state_columns`: ``setup_done__<step>`` (done by ``as_of``;
+        ``<step>`` is the step's code, :func:`features.columns.setup_done_col`),
         ``setup_steps_done``, ``setup_complete``, ``setup_reached_at`` (date),
         ``setup_on_time`` (null when not reached), ``activation_count`` (the most activation
         events in any span), ``activation_count_recent`` (in the span ending at ``as_of``),
@@ -141,7 +143,7 @@ def milestone_state(
     cols: dict[str, Value] = {"account_id": t.account_id, "signup_date": t.signup_date}
     done = ibis.literal(0, "int64")
     for i, s in enumerate(steps):
-        cols[f"setup_done__{s}"] = t[f"_first_{i}"].notnull()
+        cols[setup_done_col(s)] = t[f"_first_{i}"].notnull()
         done = done + t[f"_first_{i}"].notnull().cast("int64")
     firsts_of = [t[f"_first_{i}"] for i in range(len(steps))]
     setup_at = _latest(firsts_of) if steps else t.signup_date  # no step: complete at signup

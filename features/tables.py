@@ -46,6 +46,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -83,9 +84,13 @@ class Daily:
     accounts: Table
     codes: tuple[str, ...]
 
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {name: c for c, name in enumerate(self.codes)}
+
     def code(self, event: str) -> int:
         """The code of ``event``; -1 (no row has it) for an event never seen."""
-        return self.codes.index(event) if event in self.codes else -1
+        return self._index.get(event, -1)
 
     def named(self) -> Table:
         """The aggregate with names: ``account_id``, ``event``, ``day``, ``n``, ``qty``."""
@@ -179,9 +184,7 @@ def feature_accounts(
         ``{feature: accounts}``; 0 for a feature none of whose events occur.
     """
     names = list(groups)
-    pairs = [
-        (daily.code(e), i) for i, f in enumerate(names) for e in dict.fromkeys(groups[f])
-    ]
+    pairs = [(daily.code(e), i) for i, f in enumerate(names) for e in dict.fromkeys(groups[f])]
     pairs = [(c, i) for c, i in pairs if c >= 0]
     out = dict.fromkeys(names, 0)
     if not pairs:
@@ -329,8 +332,12 @@ def tenure_table(
     acc = acc.mutate(signup_date=acc.signup_at.date())
     keys = acc.select("aid", "signup_date")
     fkeys, remap = _feature_keys(daily, events, members)
-    rows = _with_rollups(daily.table, remap)
-    d = rows.filter(rows.day <= as_of_date).join(keys, "aid")
+    raw = [daily.code(s) for s in setup_steps] + [daily.code(activation_event)]
+    wanted = sorted({c for c in [*raw, *fkeys.values(), *remap] if c >= 0})
+    rows = daily.table
+    rows = rows.filter(rows.day <= as_of_date, rows.code.isin(wanted or [-1]))
+    rows = _with_rollups(rows, remap)
+    d = rows.join(keys, "aid")
     d = d.select("aid", "code", "n", di=d.day.delta(d.signup_date, unit="day"))
     d = d.filter(d.di >= 0, d.di < max(sw, aw, gw, horizon_end))
 
@@ -551,9 +558,8 @@ def snapshot_table(
     # Only the events that feed some column matter.
     maturity_features = list(dict.fromkeys(f for feats in categories.values() for f in feats))
     fkeys, remap = _feature_keys(daily, events, members)
-    key_of = {e: daily.code(e) for e in [utilization_event, *maturity_features]}
-    wanted = sorted({k for k in [*fkeys.values(), *key_of.values()] if k >= 0})
-    key_of = {**key_of, **fkeys}
+    raw = {e: daily.code(e) for e in [utilization_event, *maturity_features]}
+    wanted = sorted({c for c in [*fkeys.values(), *raw.values()] if c >= 0})  # pivoted
 
     # Windows of month-end snapshots overlap (a 90-day window spans three month ends). The
     # daily rows are first summed over segments (runs of days that each window holds whole or
@@ -565,7 +571,7 @@ def snapshot_table(
     day_segment, segment_window = _segments(dates, {"_in_t": wt, "_in_u": wu, "_in_m": wm})
     k = max(wt, wu, wm) + 1
     d = daily.table
-    d = d.filter(d.day <= as_of_date, d.code.isin(wanted or [-1]))
+    d = d.filter(d.day <= as_of_date, d.code.isin(sorted({*wanted, *remap}) or [-1]))
     d = _with_rollups(d, remap).join(day_segment, "day")
     segs = d.group_by("aid", "code", "seg").aggregate(_n=_sum(d.n), _days=d.count())
     packed = segs["_n"] * k + segs["_days"]
@@ -574,24 +580,24 @@ def snapshot_table(
     )
     j = wide.join(segment_window, "seg")
 
-    def window_sum(flag: str, e: str) -> Value:
-        value = j[f"_p{key_of[e]}"]
+    def window_sum(flag: str, key: int) -> Value:
+        value = j[f"_p{key}"]
         if {"_in_t": wt, "_in_u": wu, "_in_m": wm}[flag] == k - 1:
             return _sum(value)  # the widest window holds every segment joined to a snapshot
         return _sum(_if(j[flag] == 1, value))
 
     sums: dict[str, Value] = {}
     # When the maturity window is the trailing one, a feature's use there is its trailing count.
-    trailing = [*events, *(maturity_features if wm == wt else [])]
-    for e in dict.fromkeys(trailing):
-        if key_of[e] >= 0:
-            sums[f"_t{key_of[e]}"] = window_sum("_in_t", e)
-    if key_of[utilization_event] >= 0:
-        sums["_u"] = window_sum("_in_u", utilization_event)
+    trailing = [fkeys[e] for e in events] + [raw[f] for f in maturity_features if wm == wt]
+    for key in dict.fromkeys(trailing):
+        if key >= 0:
+            sums[f"_t{key}"] = window_sum("_in_t", key)
+    if raw[utilization_event] >= 0:
+        sums["_u"] = window_sum("_in_u", raw[utilization_event])
     if wm != wt:
-        for f in maturity_features:
-            if key_of[f] >= 0:
-                sums[f"_m{key_of[f]}"] = window_sum("_in_m", f)
+        for key in dict.fromkeys(raw[f] for f in maturity_features):
+            if key >= 0:
+                sums[f"_m{key}"] = window_sum("_in_m", key)
     per_snapshot = j.group_by("aid", "snapshot_date").aggregate(**sums)
 
     t = base.left_join(per_snapshot, ["aid", "snapshot_date"])
@@ -612,7 +618,7 @@ def snapshot_table(
     }
     cols.update({a: t[a] for a in _attributes(accounts)})
     for e in events:
-        pk = packed_of(f"_t{key_of[e]}")
+        pk = packed_of(f"_t{fkeys[e]}")
         count = (pk // k).cast("int64")
         cols[feature_col(e, "used")] = (count > 0).cast("int8")
         cols[feature_col(e, "count")] = count
@@ -623,7 +629,7 @@ def snapshot_table(
     cols["utilization_raw"] = util / periods_in_window
     for cat, feats in categories.items():
         used = [
-            (packed_of(f"_m{key_of[f]}" if wm != wt else f"_t{key_of[f]}") >= k).cast("int64")
+            (packed_of(f"_m{raw[f]}" if wm != wt else f"_t{raw[f]}") >= k).cast("int64")
             for f in dict.fromkeys(feats)
         ]
         total = ibis.literal(0, "int64")

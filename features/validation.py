@@ -661,15 +661,16 @@ def _feature_table_rules(tenure: Table, snapshots: Table) -> list[_Rule]:
             or c in ("activation_count", "utilization_rate", "utilization_raw", "tenure_days")
         ]
         if counts:
-            neg = None
-            for c in counts:
-                bad = t[c] < 0
-                neg = bad if neg is None else (neg | bad)
+            # One flat least() per row, not an OR over every column: the expression's depth
+            # stays constant, one term per column (a nested OR of a few thousand columns ran
+            # out of Python's recursion limit), and the selection of judged features bounds
+            # the number of columns whatever the number of event names. least() skips nulls.
+            lowest = ibis.least(*(t[c].cast("float64") for c in counts))
             add(
                 f"{name}.counts.non_negative",
                 name,
                 f"every count and rate of {name} is >= 0",
-                t.filter(neg).select(*keys),
+                t.filter(lowest < 0).select(*keys),
             )
     add(
         "tenure.label.only_when_labelled",

@@ -206,15 +206,18 @@ def validate(
 def features(
     config: Path = ConfigOpt,
     out: Path = typer.Option(
-        ..., "--out", "-o", help="Folder for tenure.parquet and snapshots.parquet."
+        ..., "--out", "-o", help="Folder for tenure.parquet, snapshots.parquet and names.json."
     ),
     engine: str | None = EngineOpt,
     as_of: str | None = AsOfOpt,
 ) -> None:
-    """Build the point-in-time feature tables and write them as Parquet (for notebooks)."""
+    """Build the point-in-time feature tables and write them as Parquet (for notebooks), with
+    names.json: the event name, step or category of each column code."""
     _start()
 
     def body():
+        import json
+
         from flows.runtime import Stage
         from flows.steps.inputs import open_inputs
         from flows.steps.tables import build_feature_tables
@@ -229,6 +232,9 @@ def features(
             tables.tenure.to_parquet(staging / "tenure.parquet", index=False)
             tables.snapshots.to_parquet(staging / "snapshots.parquet", index=False)
             tables.current.to_parquet(staging / "current.parquet", index=False)
+            # columns carry codes of the event names: the lookup back to the names
+            names = json.dumps(tables.names, indent=2, ensure_ascii=False, sort_keys=True)
+            (staging / "names.json").write_text(names + "\n", encoding="utf-8")
             publish(staging, out.resolve())
         typer.echo(f"tables: {out.resolve()}")
 

@@ -36,8 +36,19 @@ score_task = task(score_step.compute_scores, name="score", cache_policy=NO_CACHE
 
 
 @task(name="features", cache_policy=NO_CACHE)
-def features_task(cfg: Config, inputs: Any) -> tables_step.FeatureTables:
-    return tables_step.build_feature_tables(cfg, inputs, training=False)
+def features_task(cfg: Config, inputs: Any, keep: list[str] | None = None) -> Any:
+    return tables_step.build_feature_tables(cfg, inputs, training=False, keep=keep or ())
+
+
+def champion_features(folder: Path) -> list[str]:
+    """The features the champion judged (its importance.csv in ``folder``): their columns
+    are built whatever the selection rule says on today's data, as the model reads them."""
+    importance = read_importance(folder)
+    if importance is None or "feature" not in importance.columns:
+        return []
+    if "judged" in importance.columns:
+        importance = importance[importance["judged"].fillna(True).astype(bool)]
+    return [str(f) for f in importance["feature"]]
 
 
 def champion_callables(model: Any) -> tuple[Any, Any]:
@@ -75,7 +86,7 @@ def score(cfg: Config, out: str | Path | None = None) -> dict:
         with Stage(2, STAGES, "validate the inputs"):
             inputs = inputs_step.validate_and_record(cfg, out_dir, validate_task, publishing=True)
         with Stage(3, STAGES, "build the rows at as_of") as st:
-            tables = features_task(cfg, inputs)
+            tables = features_task(cfg, inputs, champion_features(staging))
             st.note("%d live accounts at %s", len(tables.current), inputs.as_of)
         with Stage(4, STAGES, "score the live accounts") as st:
             predict, explain = champion_callables(best["model"])

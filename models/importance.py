@@ -24,6 +24,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from features.columns import LABEL
+from features.selection import SKIPPED_VERDICTS
 from models.adoption import adoption_table
 from models.defaults import (
     CONFIDENCE,
@@ -65,10 +66,14 @@ IMPORTANCE_COLUMNS = [
     "intensity_lift_high",
     "intensity_lift_q",
     "reason",
+    "judged",
+    "accounts",
+    "rolled_up_into",
 ]
 
 __all__ = [
     "IMPORTANCE_COLUMNS",
+    "SKIPPED_VERDICTS",
     "VERDICTS",
     "assign_verdicts",
     "grouped_permutation_importance",
@@ -647,4 +652,36 @@ def rank_features(
         intensity_rule=intensity_rule,
     )
     table = table.sort_values("importance_rank", kind="stable").reset_index(drop=True)
+    table["judged"] = True
+    table["accounts"] = pd.array([pd.NA] * len(table), dtype="Int64")
+    table["rolled_up_into"] = pd.Series([None] * len(table), dtype=object)
     return table[IMPORTANCE_COLUMNS]
+
+
+def with_unjudged(table: pd.DataFrame, selection=None) -> pd.DataFrame:
+    """``importance.csv`` whole: the judged features' rows with the accounts that used each,
+    then one row per name the models did not judge (``selection.skipped``, a
+    :class:`features.selection.FeatureSelection`): its verdict (:data:`SKIPPED_VERDICTS`),
+    its reason, its accounts, no importance. Without a selection, ``table`` unchanged."""
+    if selection is None:
+        return table
+    out = table.copy()
+    out["accounts"] = pd.array(
+        [selection.accounts.get(f, pd.NA) for f in out["feature"]], dtype="Int64"
+    )
+    if not selection.skipped:
+        return out
+    rest = pd.DataFrame(list(selection.skipped))
+    rest["judged"] = False
+    rest["accounts"] = rest["accounts"].astype("Int64")
+    rest = rest.reindex(columns=IMPORTANCE_COLUMNS)
+    order = {v: i for i, v in enumerate(SKIPPED_VERDICTS)}
+    rest = rest.sort_values(
+        ["verdict", "accounts", "feature"],
+        key=lambda c: c.map(order) if c.name == "verdict" else (-c if c.name == "accounts" else c),
+        kind="stable",
+    )
+    out = pd.concat([out, rest], ignore_index=True)
+    out["importance_rank"] = out["importance_rank"].astype("Int64")
+    out["judged"] = out["judged"].astype(bool)
+    return out[IMPORTANCE_COLUMNS]

@@ -493,6 +493,8 @@ def prevalence_drift(previous: pd.DataFrame, current: pd.DataFrame) -> list[dict
     for feature in sorted(set(p.index) | set(c.index)):
         before = num(p.get(feature))
         after = num(c.get(feature))
+        if before is None and after is None:
+            continue  # judged in neither run (too rare, excluded, rolled up): no prevalence
         if before is None or after is None:
             rows.append(
                 {

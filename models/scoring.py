@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from features.columns import category_features_col, mature_col, setup_done_col
 from features.flags import RUNGS, STAGES
 from models.defaults import UTILIZATION_PERIOD_DAYS
 from models.stats import require_columns
@@ -135,7 +136,7 @@ def finish_scores(
     out["utilization_rate"] = out["utilization_rate"].astype(float)
 
     missing_steps = (
-        [[s for s in steps if not bool(row[f"setup_done__{s}"])] for _, row in df.iterrows()]
+        [[s for s in steps if not bool(row[setup_done_col(s)])] for _, row in df.iterrows()]
         if steps
         else [[] for _ in range(len(df))]
     )
@@ -165,11 +166,11 @@ def finish_scores(
             )
         elif target == "maturity":
             closest = min(
-                (c for c in cat_t if not bool(row[f"mature_{c}"])),
-                key=lambda c: cat_t[c] - row[f"{c}_features"],
+                (c for c in cat_t if not bool(row[mature_col(c)])),
+                key=lambda c: cat_t[c] - row[category_features_col(c)],
             )
             texts.append(
-                f"Adopt more {closest} features ({int(row[f'{closest}_features'])} of "
+                f"Adopt more {closest} features ({int(row[category_features_col(closest)])} of "
                 f"{cat_t[closest]:g} used): {int(row['mature_categories'])} of {len(cat_t)} "
                 f"categories mature, {min_cats} needed"
             )
@@ -198,5 +199,13 @@ def finish_scores(
     out["activation_count_recent"] = df["activation_count_recent"].astype("int64").to_numpy()
     out["utilization_gap"] = df["utilization_gap"].astype(float).to_numpy()
     for c in cat_t:
-        out[f"mature_{c}"] = df[f"mature_{c}"].astype(bool).to_numpy()
+        out[_detail_name(out, f"mature_{c}")] = df[mature_col(c)].astype(bool).to_numpy()
     return out.sort_values("account_id", kind="stable").reset_index(drop=True)
+
+
+def _detail_name(out: pd.DataFrame, name: str) -> str:
+    """A category's detail column, named by the category as configured (any string); one
+    that would replace a score column (a category named ``categories``) gets a suffix."""
+    while name in out.columns:
+        name += " (category)"
+    return name

@@ -91,12 +91,35 @@ def design_effect(x: np.ndarray, mu: np.ndarray, n_cell: Any, pos_cell: Any) -> 
     return max(robust / model, 1e-6)
 
 
-def rcs_basis(x: np.ndarray, df: int) -> tuple[np.ndarray, str]:
-    """Restricted (natural) cubic spline basis with ``df`` columns, knots at quantiles."""
+#: Degrees of freedom of the smooth trend: a restricted cubic spline with three knots.
+TREND_DF = 2
+
+
+def rcs_basis(
+    x: np.ndarray, df: int, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, str]:
+    """Restricted (natural) cubic spline basis with ``df`` columns, knots at quantiles.
+
+    The knots sit at Harrell's standard quantiles (10%, 50%, 90% for three knots; 5%, 35%,
+    65%, 95% for four) of the rows: ``x`` holds one value per bin and ``weights`` its rows,
+    so a long, sparse tail of a count (a few accounts with 150 events) does not pull the
+    knots out of the bulk of the data, where the trend then could not bend. When the
+    weighted quantiles do not give distinct knots (a metric with a handful of values), the
+    knots fall back to the quantiles of the distinct values.
+    """
     if df <= 1:
         return x[:, None], "linear"
-    probs = {2: [0.10, 0.50, 0.90], 3: [0.05, 0.35, 0.65, 0.95]}[df]
-    knots = np.quantile(x, probs)
+    probs = np.array({2: [0.10, 0.50, 0.90], 3: [0.05, 0.35, 0.65, 0.95]}[df])
+    knots = None
+    if weights is not None:
+        order = np.argsort(x, kind="stable")
+        share = np.cumsum(weights[order]) / float(np.sum(weights))
+        at = np.minimum(np.searchsorted(share, probs, side="left"), x.size - 1)
+        knots = x[order][at]
+        if np.any(np.diff(knots) <= 0):
+            knots = None
+    if knots is None:
+        knots = np.quantile(x, probs)
     span = knots[-1] - knots[0]
     z = (x - knots[0]) / span
     t = (knots - knots[0]) / span
@@ -274,7 +297,7 @@ def step_vs_trend(
             "told apart from a trend"
         )
         return out
-    basis, trend = rcs_basis(binned.xmean[keep], min(3, levels - 2))
+    basis, trend = rcs_basis(binned.xmean[keep], 1 if levels <= 6 else min(TREND_DF, levels - 2), n[keep])
     sd = basis.std(axis=0)
     basis = (basis - basis.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
     x_trend = np.hstack([np.ones((levels, 1)), basis])

@@ -13,7 +13,8 @@ holds pure functions on pandas frames and the models:
 Which rows are trained and tested on (the out-of-time split, the held-out rows, the bounded
 sample) is :mod:`models.splits`.
 
-The model's X holds only the per-event columns (``<event>__used|count|days|per_seat``) and the
+The model's X holds only the per-event columns (``<event>__used|count|days|per_seat``, named
+by the event's code: :mod:`features.columns`; the models name features by name) and the
 covariates ``seats``, ``tenure_days`` and ``plan`` (one-hot). ``maturity__*`` and
 ``utilization_*`` columns are left out on purpose: they are built from the same events, so
 they would share (and dilute) the importance of the product features, and the importance
@@ -101,9 +102,13 @@ def breadth_col(category: str) -> str:
     return f"breadth[{category}]"
 
 
-def events_in(columns: Iterable[str]) -> list[str]:
-    """The product features (events) that have at least one per-event column, sorted."""
-    return sorted({e for e in (feature_of(str(c)) for c in columns) if e is not None})
+def events_in(columns: Iterable[str], names: Mapping[str, str] | None = None) -> list[str]:
+    """The product features (events) that have at least one per-event column, sorted.
+
+    ``names`` is the tables' lookup from code to name (``FeatureTables.names``): without it a
+    column gives its code, which is the name only for plain names (:mod:`features.columns`).
+    """
+    return sorted({e for e in (feature_of(str(c), names) for c in columns) if e is not None})
 
 
 def _event_columns(columns: Iterable[str], events: Sequence[str]) -> list[str]:
@@ -178,7 +183,9 @@ def model_matrix(
 
 
 def feature_groups(
-    columns: Iterable[str], include_covariates: bool = False
+    columns: Iterable[str],
+    include_covariates: bool = False,
+    events: Sequence[str] | None = None,
 ) -> dict[str, list[str]]:
     """Columns of each product feature (``<event>__<kind>`` grouped by event).
 
@@ -188,6 +195,10 @@ def feature_groups(
         Columns of a model matrix.
     include_covariates : bool, default False
         Also add the groups ``seats``, ``tenure_days`` and ``plan`` (all one-hot columns).
+    events : sequence of str, optional
+        The features by name: each gets its columns among ``columns`` (the names need no
+        lookup, :func:`features.columns.feature_col` codes them); default: every feature with
+        a column, named by its code.
 
     Returns
     -------
@@ -195,10 +206,17 @@ def feature_groups(
         ``{feature: [columns]}``, features sorted by name.
     """
     groups: dict[str, list[str]] = {}
-    for c in map(str, columns):
-        event = feature_of(c)
-        if event is not None:
-            groups.setdefault(event, []).append(c)
+    if events is not None:
+        present = set(map(str, columns))
+        for e in events:
+            cols = [feature_col(e, k) for k in FEATURE_KINDS if feature_col(e, k) in present]
+            if cols:
+                groups[str(e)] = cols
+    else:
+        for c in map(str, columns):
+            event = feature_of(c)
+            if event is not None:
+                groups.setdefault(event, []).append(c)
     groups = {k: groups[k] for k in sorted(groups)}
     if include_covariates:
         cols = list(map(str, columns))
@@ -440,7 +458,7 @@ class RetentionModels(BaseEstimator):
         X = model_matrix(train_df, events, self.plan_categories_)
         self.feature_names_in_ = list(X.columns)
         self.n_features_in_ = X.shape[1]
-        self.groups_ = feature_groups(X.columns)
+        self.groups_ = feature_groups(X.columns, events=events)
         self.breadth_ = self._breadth_spec(self.feature_names_in_)
         self.breadth_columns_ = [breadth_col(c) for c in self.breadth_]
         self.model_columns_ = self.feature_names_in_ + self.breadth_columns_
@@ -591,10 +609,11 @@ class RetentionModels(BaseEstimator):
         out = {
             f: float(values[[position[c] for c in cols]].sum()) for f, cols in self.groups_.items()
         }
+        feature_at = {c: f for f, cols in self.groups_.items() for c in cols}
         for name, idx in self.breadth_.items():
             share = values[position[breadth_col(name)]] / len(idx)
             for col_index in idx:
-                out[feature_of(self.feature_names_in_[col_index])] += float(share)
+                out[feature_at[self.feature_names_in_[col_index]]] += float(share)
         return out
 
     def _raw_array(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:

@@ -271,6 +271,23 @@ def _cohort_words(review: dict | None) -> dict:
     }
 
 
+def _judged(importance: pd.DataFrame) -> tuple[pd.DataFrame, dict | None]:
+    """The judged features' rows, and a count of the names not judged by verdict (too rare,
+    excluded, rolled up; importance.csv lists each with its reason), None when every name
+    was judged (or the run predates the selection)."""
+    if "judged" not in importance.columns:
+        return importance, None
+    judged = importance["judged"].fillna(True).astype(bool)
+    rest = importance[~judged]
+    if rest.empty:
+        return importance, None
+    counts = rest["verdict"].value_counts()
+    return importance[judged].reset_index(drop=True), {
+        "total": len(rest),
+        **{v: int(counts.get(v, 0)) for v in ("too_rare", "excluded", "rolled_up")},
+    }
+
+
 def _draw_charts(
     thresholds: dict,
     importance: pd.DataFrame,
@@ -353,6 +370,7 @@ def render_report(
         if (folder / DATA_DOCS / "index.html").is_file():
             validation["docs"] = f"{DATA_DOCS}/index.html"
 
+    importance, not_judged = _judged(importance)
     stages = _stage_table(scores)
     cohort_rows = _cohort_rows(review) if review else []
     rendered = _draw_charts(
@@ -379,6 +397,7 @@ def render_report(
         auc_sentence=_auc_sentence(summary.get("metrics") or {}, summary.get("usage_vs_baseline")),
         validation=validation,
         importance=importance.to_dict(orient="records"),
+        not_judged=not_judged,
         stages=stages,
         curve_rows=_curve_rows(curves),
         review=review,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -25,18 +26,72 @@ class FeatureTables:
     n_events: int
     period: tuple[str, str]
     daily: Any = None  # the engine's (account, event, day) aggregate: each account's state
+    # The judged features (``events`` above) and the names not judged, with their reasons
+    # (features.selection.FeatureSelection); the number of distinct event names in the data.
+    selection: Any = None
+    n_names: int = 0
+    # {column code: name} of every event, roll-up, setup step and category (columns carry
+    # codes, never names: features.columns)
+    names: dict[str, str] = field(default_factory=dict)
+
+
+def configured_events(cfg: Config) -> list[str]:
+    """The events a milestone is configured with: always computed, never capped out."""
+    m = cfg.milestones
+    cats = [f for feats in m.maturity.categories.values() for f in feats]
+    return list(dict.fromkeys([*m.setup.steps, m.activation.event, m.utilization.event, *cats]))
+
+
+def select(cfg: Config, daily: Any, as_of: Any, keep: Sequence[str] = ()) -> Any:
+    """The features the models judge (``features.*``, :mod:`features.selection`); ``keep``:
+    features that get their columns whatever the rule says (a champion's, when scoring)."""
+    from dataclasses import replace
+
+    from features.selection import select_features
+    from models import defaults as D
+
+    f = cfg.features
+    selection = select_features(
+        daily,
+        as_of=as_of,
+        min_accounts=f.min_accounts,
+        include=f.include,
+        exclude=f.exclude,
+        rollup=f.rollup,
+        max_features=getattr(f, "max_features", D.MAX_JUDGED_FEATURES),
+        configured=configured_events(cfg),
+    )
+    extra = [k for k in keep if k not in selection.judged]
+    if not extra:
+        return selection
+    return replace(selection, judged=tuple(sorted([*selection.judged, *extra])))
 
 
 def build_feature_tables(
-    cfg: Config, inputs: Inputs, stage: Stage | None = None, *, training: bool = True
+    cfg: Config,
+    inputs: Inputs,
+    stage: Stage | None = None,
+    *,
+    training: bool = True,
+    keep: Sequence[str] = (),
 ) -> FeatureTables:
-    """The tenure table, the snapshot table (when ``training``) and the rows at ``as_of``."""
+    """The tenure table, the snapshot table (when ``training``) and the rows at ``as_of``.
+
+    Only the judged features (:func:`select`) and the configured events become columns;
+    ``keep`` adds features (the champion's, when scoring without training).
+    """
     from features import tables as ft
+    from features.columns import name_lookup
     from features.validation import validate_feature_tables
 
     m = cfg.milestones
     daily = ft.daily_aggregate(inputs.accounts, inputs.events, as_of=inputs.as_of, cache=True)
-    events = ft.event_names(daily)
+    selection = select(cfg, daily, inputs.as_of, keep)
+    events = list(selection.judged)
+    members = selection.judged_members()
+    names = name_lookup(
+        daily.codes, selection.members, m.setup.steps, m.maturity.categories, configured_events(cfg)
+    )
     counted = inputs.validation.get("row_counts", {}).get("events")  # validation counted them
     n_events = int(counted) if counted is not None else int(inputs.events.count().execute())
     tenure_expr = ft.tenure_table(
@@ -51,6 +106,7 @@ def build_feature_tables(
         golden_week_days=cfg.features.golden_week_days,
         inactivity_period_days=m.activation.inactivity_period_days,
         inactivity_horizon_days=m.activation.inactivity_horizon_days,
+        members=members,
     )
     first = inputs.accounts.signup_at.min().execute()
     dates = ft.snapshot_dates(
@@ -70,6 +126,7 @@ def build_feature_tables(
         trailing_days=cfg.trailing_days,
         horizon_days=cfg.retention.horizon_days,
         activation_window_days=m.activation.window_days,
+        members=members,
     )
     if not training:
         dates = []
@@ -92,10 +149,11 @@ def build_feature_tables(
     current = ft.to_frame(current_table, ft.SNAPSHOT_ORDER)
     if stage:
         stage.note(
-            "%d accounts, %d events (%d distinct), %d snapshot rows over %d month ends, "
-            "%d live accounts",
+            "%d accounts, %d events (%d distinct names, %d features judged), %d snapshot "
+            "rows over %d month ends, %d live accounts",
             len(tenure),
             n_events,
+            len(daily.codes),
             len(events),
             len(snapshots),
             len(dates),
@@ -113,4 +171,7 @@ def build_feature_tables(
         n_events=n_events,
         period=(str(pd.Timestamp(start).date()), str(inputs.as_of)),
         daily=daily,
+        selection=selection,
+        n_names=len(daily.codes),
+        names=names,
     )

@@ -13,10 +13,8 @@ from flows.steps.tables import FeatureTables
 
 def model_input_example(models: Any, frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
     """The snapshot columns the model reads, for MLflow's signature and input example."""
-    from features.columns import feature_of
-
-    events = set(models.feature_events_)
-    cols = [c for c in frame.columns if feature_of(c) in events]
+    read = {c for cols in models.groups_.values() for c in cols}
+    cols = [c for c in frame.columns if c in read]
     cols += [c for c in ("plan", "seats", "tenure_days") if c in frame.columns]
     return frame[cols].head(rows).reset_index(drop=True)
 
@@ -66,6 +64,7 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
             random_state=cfg.seed,
             n_jobs=2,
             categories=categories,
+            feature_events=list(tables.events),  # by name: the columns carry codes
         ).fit(sample), sample
 
     evaluated, _ = fit(eval_rows)
@@ -88,12 +87,15 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
         intensity_rule=cfg.importance.intensity_rule,
         random_state=cfg.seed,
     )
+    from models.importance import with_unjudged
+
+    importance = with_unjudged(withhold_candidates(importance, comparison), tables.selection)
     return {
         "models": models,
         "metrics": evaluation,
         "usage_vs_baseline": comparison,
         "calibration": calibration,
-        "importance": withhold_candidates(importance, comparison),
+        "importance": importance,
         "example": model_input_example(models, test),
         "rows": {
             "train": len(train_rows),

@@ -67,13 +67,19 @@ def test_output_columns_and_types(runs):
         "verdict",
     ]
     assert imp["feature"].is_unique
-    assert set(imp["verdict"]) <= {
+    judged = imp["judged"].astype(bool)
+    assert set(imp.loc[judged, "verdict"]) <= {
         "milestone_candidate",
         "niche",
         "table_stakes",
         "confounded",
         "no_signal",
     }
+    # the names the models did not judge follow, each with its reason (issue 12)
+    assert set(imp.loc[~judged, "verdict"]) <= {"too_rare", "excluded", "rolled_up"}
+    assert imp.loc[~judged, "reason"].str.len().gt(0).all()
+    assert list(imp.columns[-3:]) == ["judged", "accounts", "rolled_up_into"]
+    assert (imp.loc[judged, "accounts"] >= 30).all()
     assert {"inbox_viewed", "conversation_closed", "sla_policy_custom"} <= set(imp["feature"])
 
     thr = json.loads((out / "thresholds.json").read_text())

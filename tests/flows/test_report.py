@@ -551,3 +551,27 @@ def test_names_from_the_data_are_drawn_as_text_not_mathtext(tmp_path):
     for name in HOSTILE:
         shown = name.replace("&", "&amp;")
         assert shown in page, name
+
+
+def test_html_names_are_shown_as_text_and_unjudged_names_are_counted(tmp_path):
+    """Event names are data (issue 12): an HTML or script name is escaped wherever the page
+    shows it (table and chart); the names not judged are counted, not drawn."""
+    folder = _run_folder(tmp_path)
+    importance = pd.read_csv(folder / "importance.csv")
+    odd = ["<script>alert(1)</script>", "<b>bold</b>", "'; DROP TABLE events; --"]
+    importance["feature"] = (odd + [f"f{i}" for i in range(len(importance))])[: len(importance)]
+    importance["judged"] = True
+    skipped = importance.iloc[:2].assign(
+        feature=["<i>rare</i>", "page_view:home"],
+        verdict=["too_rare", "rolled_up"],
+        judged=False,
+        importance_rf=np.nan,
+        importance_gbm=np.nan,
+    )
+    pd.concat([importance, skipped]).to_csv(folder / "importance.csv", index=False)
+    page = render_report(folder)
+    assert "<script>alert(1)</script>" not in page and "<b>bold</b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page
+    assert "<i>rare</i>" not in page and "&lt;i&gt;rare&lt;/i&gt;" not in page
+    assert "2 more event names were not judged: 1 too rare" in page
