@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.config import Config
-from flows.errors import ConfigError, InvalidInputError
+from flows.errors import ConfigError, InvalidInputError, MilestonesError
 from flows.store.publish import write_text_atomic
 
 log = logging.getLogger("milestones")
@@ -48,7 +48,10 @@ def open_inputs(cfg: Config) -> Inputs:
     from features.mapping import contract_inputs
     from features.validation import validate_inputs
 
-    con = connect(cfg.engine, spark_master=cfg.spark.master, spark_conf=cfg.spark.conf)
+    try:
+        con = connect(cfg.engine, spark_master=cfg.spark.master, spark_conf=cfg.spark.conf)
+    except (ConnectionError, ValueError) as exc:  # a Spark master that is absent or taken
+        raise MilestonesError(f"cannot start the Spark session: {exc}") from None
     # (on Spark, a name that is no file is a table of the Spark catalog)
     where = dict(
         database=cfg.data.database, url=cfg.data.url, engine=cfg.engine, base_dir=cfg.base_dir
