@@ -244,6 +244,12 @@ class FeaturesConfig(_Model):
         description="An event is judged by the models only when at least this many accounts "
         "use it; rarer events are listed in importance.csv as too rare to judge.",
     )
+    max_features: PosInt = Field(
+        default=D.MAX_JUDGED_FEATURES,
+        description="At most this many features are judged by the models (those used by the "
+        "most accounts), besides the configured events; the rest are listed in importance.csv "
+        "as too rare to judge.",
+    )
     include: list[str] = Field(
         default_factory=list,
         description="Glob patterns (fnmatch, case-sensitive) of event names to judge; "

@@ -36,13 +36,15 @@ MAX_CI_RATIO = 2.0
 #: rarer events are listed in importance.csv as too rare to judge.
 MIN_FEATURE_ACCOUNTS = 30
 
-#: Most features the models judge, those used by the most accounts (the events a milestone
-#: is configured with come on top). ``min_accounts`` alone does not bound the width of the
-#: tables: on a log of 12,000 accounts with 3,000 Zipf-distributed noise names, every one of
-#: the 3,000 names is used by 30 accounts or more. Each judged feature is four snapshot
-#: columns and one more permutation-importance pass, so the cap keeps the run's cost nearly
-#: flat in the number of names; the rest are listed in importance.csv as too rare to judge.
-MAX_JUDGED_FEATURES = 100
+#: Most features the models judge besides the configured events (activation, utilization,
+#: setup steps, the categories' features, which always are): those used by the most accounts.
+#: ``min_accounts`` alone does not bound the width of the tables: on a log of 12,000 accounts
+#: with 3,000 Zipf-distributed noise names, all 3,000 names are used by 30 accounts or more.
+#: Training and permutation importance cost grows linearly with the judged features: measured
+#: there, the train step took 293 s with 124 judged features against 55 s with the 29 of the
+#: same log without the noise names; 30 on top of the configured events keeps a typical run
+#: near the cost of a 50-name log. The rest are listed in importance.csv as too rare to judge.
+MAX_JUDGED_FEATURES = 30
 
 #: Prevalence (share of accounts using a feature) inside which a feature can be a candidate.
 PREVALENCE_BAND = (0.05, 0.90)

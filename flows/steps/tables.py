@@ -48,7 +48,6 @@ def select(cfg: Config, daily: Any, as_of: Any, keep: Sequence[str] = ()) -> Any
     from dataclasses import replace
 
     from features.selection import select_features
-    from models import defaults as D
 
     f = cfg.features
     selection = select_features(
@@ -58,7 +57,7 @@ def select(cfg: Config, daily: Any, as_of: Any, keep: Sequence[str] = ()) -> Any
         include=f.include,
         exclude=f.exclude,
         rollup=f.rollup,
-        max_features=getattr(f, "max_features", D.MAX_JUDGED_FEATURES),
+        max_features=f.max_features,
         configured=configured_events(cfg),
     )
     extra = [k for k in keep if k not in selection.judged]
