@@ -254,8 +254,8 @@ def backtest(
         None,
         "--step-months",
         min=1,
-        help="Months between as_of and the newest origin, and between origins (default 6); "
-        "retention.horizon_days must fit in one step.",
+        help="Months between origins (default 3); the newest origin lies "
+        "retention.horizon_days (in whole months) before as_of.",
     ),
     engine: str | None = EngineOpt,
     as_of: str | None = AsOfOpt,
@@ -263,14 +263,16 @@ def backtest(
 ) -> None:
     """Backtest the milestones: derive them at past origins, then measure what happened since.
 
-    Each origin is as_of (configured, else the latest event) minus k steps. At each, the data
+    The newest origin is as_of (configured, else the latest event) minus the retention horizon
+    in whole months, the latest origin whose outcome is known; the others are k steps before
+    it. At each, the data
     are cut off as they stood then (later accounts, events and churn left out), the feature
     tables, models and thresholds are derived as `run` derives them (nothing is published to
     the model registry), and the accounts live at the origin are followed for
     retention.horizon_days in the real data: each milestone's retention lift with its interval,
     the model's ROC AUC and calibration against the plan-and-seats baseline, and the
     thresholds' stability across origins. Writes backtest.json and backtest.html atomically.
-    Exit status 2 when the horizon does not fit between the newest origin and as_of.
+    Exit status 2 when the history before an origin is too short to derive the milestones.
     """
     _start(verbose)
 

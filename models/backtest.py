@@ -3,8 +3,8 @@
 Pure functions of pandas frames and plain values (no I/O, no engine), used by
 :mod:`flows.steps.backtest`:
 
-- :func:`origin_dates`: the origins ``as_of - k * step`` and the check that the retention
-  horizon fits between each origin and ``as_of`` (else its outcome is not observed yet);
+- :func:`origin_dates`: the origins, the newest the retention horizon before ``as_of`` (its
+  outcome just observed), the others ``k * step`` months before it;
 - :func:`retained_after`: each account's real outcome, still a customer ``horizon_days``
   after the origin, read from the full (untrimmed) accounts;
 - :func:`outcome_lift`: retention of the accounts that had reached a milestone at the origin
@@ -44,6 +44,7 @@ __all__ = [
     "REACHED_FLAGS",
     "auc_against_baseline",
     "calibration_deciles",
+    "horizon_months",
     "measure_origin",
     "origin_dates",
     "outcome_lift",
@@ -55,8 +56,9 @@ __all__ = [
 
 #: Origins of a backtest (``--origins``).
 DEFAULT_ORIGINS = 2
-#: Months between two origins, and between ``as_of`` and the newest origin (``--step-months``).
-DEFAULT_STEP_MONTHS = 6
+#: Months between two origins (``--step-months``); the newest origin lies the retention
+#: horizon before ``as_of`` (:func:`origin_dates`).
+DEFAULT_STEP_MONTHS = 3
 #: The score column that says a live account has reached each milestone at the origin.
 REACHED_FLAGS = {
     "setup": "setup_complete",
@@ -76,33 +78,44 @@ def _naive(ts: Any) -> pd.Timestamp:
 # --------------------------------------------------------------------------------------
 
 
+def horizon_months(as_of: Any, horizon_days: int) -> int:
+    """The fewest whole months back from ``as_of`` that leave ``horizon_days`` after them:
+    the newest origin whose outcome is observed (6 for a 180-day horizon)."""
+    end = _naive(as_of)
+    months = max(int(np.ceil(int(horizon_days) / 31)), 0)
+    while end - pd.DateOffset(months=months) + pd.Timedelta(days=int(horizon_days)) > end:
+        months += 1
+    return months
+
+
 def origin_dates(
     as_of: dt.datetime, *, origins: int, step_months: int, horizon_days: int
 ) -> list[dt.datetime]:
-    """The backtest's origins, oldest first: ``as_of`` minus ``k * step_months`` months for
-    ``k = origins, ..., 1``.
+    """The backtest's origins, oldest first.
+
+    The newest origin is the latest month step back from ``as_of`` whose outcome is observed:
+    ``as_of`` minus :func:`horizon_months` (6 months for a 180-day horizon); the others step
+    back from it by ``step_months``. Anchoring the newest origin to the horizon, not to the
+    step, keeps the step short (3 months by default), so that the oldest origin still has
+    the history the models and the thresholds need: on the 24-month demo, origins 9 and 6
+    months before ``as_of`` have 15 and 18 months of history; with origins 12 and 6 months
+    back (a 6-month step from ``as_of``) the older one had 12 months, too little to derive
+    the snapshot milestones once the review cohort and the horizon are set aside.
 
     Raises
     ------
     ValueError
-        When ``origins`` or ``step_months`` is not a positive integer, or when the newest
-        origin lies less than ``horizon_days`` before ``as_of`` (its outcome is not observed
-        yet); the message names the dates and the numbers.
+        When ``origins`` or ``step_months`` is not a positive integer.
     """
     for name, value in (("origins", origins), ("step_months", step_months)):
         if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     end = _naive(as_of)
-    out = [end - pd.DateOffset(months=int(k * step_months)) for k in range(origins, 0, -1)]
-    newest = out[-1]
-    gap = int((end - newest) / pd.Timedelta(days=1))
-    if gap < horizon_days:
-        raise ValueError(
-            f"retention.horizon_days={horizon_days} does not fit between the newest origin "
-            f"{newest.date()} and as_of {end.date()} ({gap} days, {step_months} month(s)): its "
-            f"outcome is not observed yet. Use a step of at least "
-            f"{int(np.ceil(horizon_days / 28))} months or a shorter horizon."
-        )
+    newest = horizon_months(end, horizon_days)
+    out = [
+        end - pd.DateOffset(months=int(newest + k * step_months))
+        for k in range(origins - 1, -1, -1)
+    ]
     return [t.to_pydatetime() for t in out]
 
 

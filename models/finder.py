@@ -76,7 +76,9 @@ class ThresholdFinder:
     association, so a smooth trend would also produce a "threshold". The evidence therefore
     tests whether a step at the chosen cut explains the outcome better than a smooth trend:
     a likelihood-ratio test of logistic(trend + step) against logistic(trend), the trend a
-    restricted cubic spline of the metric (up to 3 degrees of freedom), both fitted with
+    restricted cubic spline of the metric (three knots at the 10th, 50th and 90th
+    percentiles of the rows; logistic-linear for a metric with fewer than seven values; see
+    :data:`models.steptrend.TREND_DF`), both fitted with
     Firth's penalised likelihood so that a perfect separation still has a finite answer.
     ``evidence_["kind"]`` is then
 

@@ -91,13 +91,21 @@ def design_effect(x: np.ndarray, mu: np.ndarray, n_cell: Any, pos_cell: Any) -> 
     return max(robust / model, 1e-6)
 
 
-#: Degrees of freedom of the smooth trend: a restricted cubic spline with three knots.
+#: Degrees of freedom of the smooth trend: a restricted cubic spline with three knots. With
+#: four knots (3 df) the spline bends as sharply as a real step blurred by a few months of
+#: noise in the metric, and a step the data plainly hold (the demo's planted utilization at
+#: 10 per seat) was called a trend in five of eight generated datasets; three knots still
+#: follow a saturating or S-shaped smooth curve (``bench/null_sim.py --scenario smooth``, the
+#: demo's ``--effect smooth``) without a false step.
 TREND_DF = 2
+#: Fewest distinct values (bins) for a spline trend; below, the trend is logistic-linear in
+#: the metric (a dose-response over a small count such as mature categories, 0 to 5): with
+#: six values a spline, its intercept and the step would leave two degrees of freedom and
+#: could draw any step as a "trend".
+SPLINE_MIN_LEVELS = 7
 
 
-def rcs_basis(
-    x: np.ndarray, df: int, weights: np.ndarray | None = None
-) -> tuple[np.ndarray, str]:
+def rcs_basis(x: np.ndarray, df: int, weights: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """Restricted (natural) cubic spline basis with ``df`` columns, knots at quantiles.
 
     The knots sit at Harrell's standard quantiles (10%, 50%, 90% for three knots; 5%, 35%,
@@ -297,7 +305,8 @@ def step_vs_trend(
             "told apart from a trend"
         )
         return out
-    basis, trend = rcs_basis(binned.xmean[keep], 1 if levels <= 6 else min(TREND_DF, levels - 2), n[keep])
+    df = 1 if levels < SPLINE_MIN_LEVELS else min(TREND_DF, levels - 2)
+    basis, trend = rcs_basis(binned.xmean[keep], df, n[keep])
     sd = basis.std(axis=0)
     basis = (basis - basis.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
     x_trend = np.hstack([np.ones((levels, 1)), basis])

@@ -1,7 +1,8 @@
 """The backtest: derive the milestones and the models at past origins, then measure what
 happened afterwards (``milestones backtest``).
 
-For each origin (``as_of`` minus ``k`` steps, :func:`models.backtest.origin_dates`), the
+For each origin (the newest the retention horizon before ``as_of``, the others ``k`` steps
+before it, :func:`models.backtest.origin_dates`), the
 inputs are trimmed at the origin in the engine (:func:`trim_at`): accounts that signed up
 after it and events after it are left out, and a churn after it is not known yet. The
 feature tables, the models and the thresholds are then built on the trimmed inputs by the
@@ -118,7 +119,7 @@ def _derive(cfg: Config, tables: Any) -> dict:
         raise InvalidInputError(
             f"the milestones cannot be derived on the history {tables.period[0]} to "
             f"{tables.period[1]}: {exc}. The history before this origin is too short: use fewer "
-            "--origins, or a smaller --step-months if retention.horizon_days still fits in it."
+            "--origins or a smaller --step-months."
         ) from None
 
 
@@ -176,6 +177,11 @@ def backtest_origin(
     first_stage, total = stages
     m = cfg.milestones
     trimmed = trimmed_inputs(cfg, inputs, origin)
+    if not int(trimmed.accounts.count().execute()):
+        raise InvalidInputError(
+            f"at the backtest origin {day}: no account had signed up yet, so there is nothing "
+            "to derive the milestones on. Use fewer --origins or a smaller --step-months."
+        )
     try:
         with Stage(first_stage, total, f"origin {day}: build the feature tables") as st:
             tables = tables_step.build_feature_tables(cfg, trimmed, st)

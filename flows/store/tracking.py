@@ -320,6 +320,7 @@ def _log_run(cfg: Config, staging: Path, trained: dict, summary: dict, run_id: s
     )
     if (staging / "review.json").is_file():
         mlflow.set_tags(review_tags(json.loads((staging / "review.json").read_text())))
+    mlflow.set_tags(verdict_tags(summary, thresholds))
     from models.training import flatten_metrics
 
     flat = flatten_metrics(metrics)
@@ -507,6 +508,24 @@ def previous_champion(cfg: Config) -> dict | None:
             "importance": read_importance(Path(tmp)),
             "metrics": summary.get("metrics") or {"gbm": {"roc_auc": champion.get("gbm_roc_auc")}},
         }
+
+
+def verdict_tags(summary: dict, thresholds: dict) -> dict[str, str]:
+    """MLflow tags of the data's verdict (issue 13), so that runs can be filtered on it:
+    ``usage_beats_baseline`` (``true`` or ``false``), the AUC difference and its interval
+    when known, and ``status_<milestone>`` for each milestone (``confirmed``,
+    ``unconfirmed`` or ``pinned``; ``unknown`` in a thresholds file from before statuses)."""
+    comparison = summary.get("usage_vs_baseline") or {}
+    tags = {"usage_beats_baseline": str(bool(summary.get("usage_beats_baseline"))).lower()}
+    difference = comparison.get("auc_difference")
+    if isinstance(difference, (int, float)):
+        tags["usage_auc_difference"] = f"{difference:.4f}"
+    ci = comparison.get("ci") or []
+    if len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
+        tags["usage_auc_difference_ci"] = f"{ci[0]:.4f} to {ci[1]:.4f}"
+    for name in ("setup", "activation", "utilization", "maturity"):
+        tags[f"status_{name}"] = str((thresholds.get(name) or {}).get("status") or "unknown")
+    return tags
 
 
 def review_tags(review: dict) -> dict[str, str]:

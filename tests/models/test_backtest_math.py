@@ -11,6 +11,7 @@ import pytest
 from models.backtest import (
     auc_against_baseline,
     calibration_deciles,
+    horizon_months,
     measure_origin,
     origin_dates,
     outcome_lift,
@@ -23,20 +24,29 @@ from models.backtest import (
 AS_OF = dt.datetime(2026, 6, 30, 12, 0)
 
 
-def test_origins_step_back_from_as_of_oldest_first():
+def test_origins_step_back_from_the_newest_observed_origin_oldest_first():
+    # the newest origin: 6 whole months before as_of, the first whose 180 days have passed
     got = origin_dates(AS_OF, origins=3, step_months=6, horizon_days=180)
     assert got == [
         dt.datetime(2024, 12, 30, 12, 0),
         dt.datetime(2025, 6, 30, 12, 0),
         dt.datetime(2025, 12, 30, 12, 0),
     ]
+    # the default 3-month step keeps the oldest origin's history long
+    assert origin_dates(AS_OF, origins=2, step_months=3, horizon_days=180) == [
+        dt.datetime(2025, 9, 30, 12, 0),
+        dt.datetime(2025, 12, 30, 12, 0),
+    ]
 
 
-def test_a_horizon_longer_than_the_step_is_refused_naming_the_numbers():
-    with pytest.raises(ValueError, match=r"horizon_days=180 .* 2026-03-30 .* 2026-06-30 \(92 days"):
-        origin_dates(AS_OF, origins=2, step_months=3, horizon_days=180)
-    # a horizon that fits in the step is fine
-    assert len(origin_dates(AS_OF, origins=2, step_months=3, horizon_days=90)) == 2
+def test_the_newest_origin_leaves_the_whole_horizon_before_as_of():
+    for horizon in (1, 30, 31, 90, 180, 183, 365):
+        months = horizon_months(AS_OF, horizon)
+        newest = origin_dates(AS_OF, origins=1, step_months=1, horizon_days=horizon)[-1]
+        assert newest + dt.timedelta(days=horizon) <= AS_OF, horizon
+        # one month fewer would not leave it
+        later = pd.Timestamp(AS_OF) - pd.DateOffset(months=months - 1)
+        assert later + pd.Timedelta(days=horizon) > pd.Timestamp(AS_OF), horizon
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])

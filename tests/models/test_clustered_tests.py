@@ -131,3 +131,21 @@ def test_verdicts_control_the_false_discovery_rate_over_the_features():
     # a strong lift survives the correction
     strong = assign_verdicts(pd.DataFrame([_row("strong", (1.5, 1.3, 1.7)), *rows[1:]]))
     assert strong.set_index("feature").loc["strong", "verdict"] == "milestone_candidate"
+
+
+def test_the_trend_knots_sit_in_the_bulk_of_the_rows_not_in_a_sparse_tail():
+    from models.steptrend import rcs_basis
+
+    # a count held by many rows at low values and a few rows far out (one bin per value)
+    values = np.arange(0.0, 151.0)
+    rows = np.where(values < 40, 100.0, 1.0)
+    basis, name = rcs_basis(values, 2, rows)
+    assert name == "restricted cubic spline, 3 knots"
+    # the spline's curvature terms are zero below the first knot: with the knots at the
+    # rows' 10th percentile (about 4) they start there, not at the values' (15)
+    assert np.flatnonzero(basis[:, 1] > 0)[0] <= 5
+    unweighted, _ = rcs_basis(values, 2)
+    assert np.flatnonzero(unweighted[:, 1] > 0)[0] >= 15
+    # a handful of values whose weighted quantiles coincide: the values' quantiles instead
+    few, _ = rcs_basis(np.array([0.0, 1.0, 2.0, 3.0]), 2, np.array([1.0, 1000.0, 1.0, 1.0]))
+    assert np.isfinite(few).all()
