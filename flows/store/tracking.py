@@ -69,19 +69,21 @@ def _mlflow(cfg: Config):
 def data_fingerprint(cfg: Config, summary: dict | None = None) -> str:
     """A digest of the input files' bytes (or of the database file).
 
-    A warehouse source (``data.url``) is not read twice for a digest: its fingerprint is
-    ``url:`` and a digest of the URL as configured (no password in it), the table names, and
-    the run's ``as_of`` and row counts from ``summary``. It tells runs on different sources
-    or data sizes apart, not every change of a value.
+    A warehouse source (``data.url``, or tables of Spark's catalog) is not read twice for a
+    digest: its fingerprint is ``url:`` (``table:``) and a digest of the URL as configured (no
+    password in it), the table names, and the run's ``as_of`` and row counts from
+    ``summary``. It tells runs on different sources or data sizes apart, not every change of
+    a value.
     """
     h = hashlib.blake2b(digest_size=16)
-    if cfg.data.url:
+    catalog = not cfg.data.url and not all(p.exists() for p in cfg.input_files())
+    if cfg.data.url or catalog:  # a warehouse, or tables of Spark's catalog
         s = summary or {}
         for part in (cfg.data.url, cfg.data.accounts, cfg.data.events):
             h.update(str(part).encode() + b"\0")
         for key in ("as_of", "accounts", "events", "live_accounts"):
             h.update(f"{key}={s.get(key)}".encode() + b"\0")
-        return "url:" + h.hexdigest()
+        return ("table:" if catalog else "url:") + h.hexdigest()
     for p in cfg.input_files():
         files = sorted(p.rglob("*")) if p.is_dir() else [p]
         for f in files:

@@ -296,3 +296,5 @@ def test_a_url_source_fingerprint_follows_the_source_and_its_counts(tmp_path):
     before = data_fingerprint(files, run)
     (tmp_path / "e.csv").write_text("x\n3\n")
     assert not before.startswith("url:") and data_fingerprint(files, run) != before
+    (tmp_path / "e.csv").unlink()  # a name that is no file: a table of Spark's catalog
+    assert data_fingerprint(files, run).startswith("table:")
