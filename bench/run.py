@@ -14,9 +14,12 @@ in a fresh Python process, so its peak memory (``ru_maxrss`` of that process) is
   none): read the files through ``features.io``, then ``flows.steps.profile.build_profile``
   and the page; timed against ``features`` in the same run.
 
-Times include reading the files, not the interpreter start or imports. Usage::
+Times include reading the files, not the interpreter start or imports. Then, unless
+``--real-log none``, the shape of a real log (``bench/real_log.py``: 3,000 event names, the
+whole ``milestones run``; ``--run-100m`` adds the run at 100M events). Usage::
 
     python bench/run.py [--sizes 1M,10M] [--with-100m] [--out bench/results/<stamp>.json]
+    python bench/run.py [--real-log 10M|none] [--run-100m]
 """
 
 from __future__ import annotations
@@ -529,6 +532,17 @@ def main(argv: list[str] | None = None) -> int:
         help="run the statistics benchmarks instead: the null simulation of the threshold "
         "tests (bench/null_sim.py), the acceptance set over demo seeds 0-7 (bench/seeds.py)",
     )
+    ap.add_argument(
+        "--real-log",
+        default="10M",
+        help="sizes of the real-log benchmark run after these (bench/real_log.py: 3,000 "
+        "Zipf-distributed names; the whole run against 50 names); 'none' to skip",
+    )
+    ap.add_argument(
+        "--run-100m",
+        action="store_true",
+        help="with the real log, also the whole `milestones run` on 100M events (~10 minutes)",
+    )
     ap.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
     ap.add_argument("--meta", help=argparse.SUPPRESS)
     ap.add_argument("--settings", help=argparse.SUPPRESS)
@@ -538,6 +552,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.stats:
         return run_stats(args.stats)
+    real = [] if args.real_log.lower() == "none" else ["--sizes", args.real_log]
+    if args.run_100m:
+        real += ["--run-100m"] if real else ["--sizes", "100M"]
+    if not args.sizes.strip() or args.sizes.lower() == "none":
+        return run_real_log(real, args) if real else 0
 
     def say(msg: str = "") -> None:
         print(msg, flush=True)
@@ -681,7 +700,18 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     say(f"\nwrote {out}")
-    return 0 if all("error" not in r for r in results) else 1
+    code = 0 if all("error" not in r for r in results) else 1
+    return code | (run_real_log(real, args) if real else 0)
+
+
+def run_real_log(real: list[str], args) -> int:
+    """The real-log benchmark (``bench/real_log.py``) with this run's engine settings."""
+    from bench import real_log
+
+    print(flush=True)
+    common = ["--data", args.data, "--threads", str(args.threads)]
+    common += ["--memory-limit", args.memory_limit, "--repeat", str(min(args.repeat, 2))]
+    return real_log.main([*real, *common])
 
 
 if __name__ == "__main__":
