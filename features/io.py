@@ -92,6 +92,7 @@ def connect(
     spark_master: str | None = None,
     spark_conf: Mapping[str, str] | None = None,
     temp_directory: str | None = None,
+    memory_limit: str | None = None,
 ):
     """Open an Ibis backend whose session time zone is UTC.
 
@@ -105,6 +106,9 @@ def connect(
         The configuration's ``spark.master`` (default ``local[*]``) and ``spark.conf``.
     temp_directory : str, optional
         Where DuckDB spills when a query outgrows memory.
+    memory_limit : str, optional
+        DuckDB's ``memory_limit`` (``"4GB"``); DuckDB's own default (80% of the machine's
+        memory) when None. Past it, DuckDB spills to ``temp_directory``.
     """
     if engine == "duckdb":
         con = ibis.duckdb.connect()
@@ -113,6 +117,9 @@ def connect(
         if temp_directory:
             folder = sg.exp.Literal.string(str(temp_directory)).sql("duckdb")
             con.raw_sql(f"SET temp_directory={folder}").fetchall()
+        if memory_limit:
+            limit = sg.exp.Literal.string(str(memory_limit)).sql("duckdb")
+            con.raw_sql(f"SET memory_limit={limit}").fetchall()
         return con
     if engine == "spark":
         if spark_session is None:

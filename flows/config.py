@@ -381,6 +381,18 @@ class ScheduleConfig(_Model):
     score: str = "0 6 * * *"
 
 
+class DuckDBConfig(_Model):
+    memory_limit: str | None = Field(
+        default="4GB",
+        pattern=r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
+        description="DuckDB's memory limit (e.g. 4GB); past it, DuckDB spills to disk. "
+        "null: DuckDB's default, 80% of the machine's memory.",
+    )
+    temp_directory: str | None = Field(
+        default=None, description="Where DuckDB spills; default: DuckDB's own (.tmp)."
+    )
+
+
 class SparkConfig(_Model):
     master: str | None = Field(
         default=None,
@@ -408,6 +420,7 @@ class Config(_Model):
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark: SparkConfig = Field(default_factory=lambda: SparkConfig())
+    duckdb: DuckDBConfig = Field(default_factory=lambda: DuckDBConfig())
     seed: int = 42
     out: str | None = Field(default=None, description="Default output folder.")
     history: str | None = Field(
@@ -602,8 +615,12 @@ def _resolved(cfg: Config) -> Config:
     tracking = cfg.tracking.model_copy(
         update={"tracking_uri": tracking_uri(cfg.tracking.tracking_uri, base)}
     )
+    duck = cfg.duckdb.model_copy(
+        update={"temp_directory": _absolute(base, cfg.duckdb.temp_directory)}
+    )
     return cfg.model_copy(
         update={
+            "duckdb": duck,
             "data": data,
             "tracking": tracking,
             "out": _absolute(base, cfg.out),

@@ -49,7 +49,13 @@ def open_inputs(cfg: Config) -> Inputs:
     from features.validation import validate_inputs
 
     try:
-        con = connect(cfg.engine, spark_master=cfg.spark.master, spark_conf=cfg.spark.conf)
+        con = connect(
+            cfg.engine,
+            spark_master=cfg.spark.master,
+            spark_conf=cfg.spark.conf,
+            memory_limit=cfg.duckdb.memory_limit,
+            temp_directory=cfg.duckdb.temp_directory,
+        )
     except (ConnectionError, ValueError) as exc:  # a Spark master that is absent or taken
         raise MilestonesError(f"cannot start the Spark session: {exc}") from None
     # (on Spark, a name that is no file is a table of the Spark catalog)

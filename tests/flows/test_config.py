@@ -155,3 +155,27 @@ def test_as_of_beyond_the_clock_is_refused(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"data\.as_of: "):
         load_config(write(tmp_path, text))
+
+
+def test_duckdb_memory_limit_is_checked_and_reaches_the_connection(tmp_path):
+    """duckdb.memory_limit (default 4GB) is DuckDB's own setting on the run's connection; a
+    value DuckDB cannot read is a configuration error naming the key."""
+    from features.io import connect
+    from flows.config import ConfigError, load_config
+
+    path = tmp_path / "c.yaml"
+    base = (
+        "data: {accounts: a.csv, events: e.csv}\n"
+        "milestones:\n  activation: {event: x}\n  utilization: {event: x}\n"
+    )
+    path.write_text(base)
+    assert load_config(path).duckdb.memory_limit == "4GB"
+    path.write_text(base + "duckdb: {memory_limit: 1GB, temp_directory: spill}\n")
+    cfg = load_config(path)
+    assert cfg.duckdb.temp_directory == str(tmp_path / "spill")
+    con = connect(memory_limit=cfg.duckdb.memory_limit)
+    limit = con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit.replace(" ", "") in ("953.6MiB", "1.0GiB", "1GB")
+    path.write_text(base + "duckdb: {memory_limit: lots}\n")
+    with pytest.raises(ConfigError, match=r"duckdb\.memory_limit"):
+        load_config(path)
