@@ -19,6 +19,7 @@ Usage::
 
     python bench/null_sim.py [--datasets 200] [--accounts 400] [--snapshots 12]
         [--scenario null|smooth] [--resample accounts|rows|both] [--bootstrap 199]
+        [--metric usage|count]
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def snapshot_rows(
     n_snapshots: int = 12,
     scenario: str = "null",
     horizon: int = 6,
+    metric: str = "usage",
 ) -> pd.DataFrame:
     """One dataset of monthly snapshot rows with within-account correlation.
 
@@ -55,6 +57,12 @@ def snapshot_rows(
     in log-usage (retention rises gradually with use, no step). The account churns at a
     geometric month; it has a row at each of the ``n_snapshots`` month ends while still a
     customer, labelled retained when it is still a customer ``horizon`` months later.
+
+    With ``metric="count"`` the row's metric is a small count (0 to 5, like the number of
+    mature categories) drawn each month as binomial(5, p) with ``logit p`` the account's
+    standardised usage level plus its drift: the same smooth (or absent) dependence of
+    churn on use, seen through a metric with six values, where the finder places the cut at
+    the largest step beyond a straight trend.
     """
     level = rng.normal(np.log(8.0), 0.6, n_accounts)
     drift = rng.normal(0.0, 0.1, (n_accounts, n_snapshots)).cumsum(axis=1)
@@ -70,11 +78,18 @@ def snapshot_rows(
     active = t[None, :] < churn_month[:, None]
     retained = churn_month[:, None] > t[None, :] + horizon
     acc, snap = np.nonzero(active)
+    if metric == "count":
+        logit = (level[acc] - np.log(8.0)) / 0.6 + drift[acc, snap] / 0.3
+        value = rng.binomial(5, 1.0 / (1.0 + np.exp(-logit))).astype(float)
+    elif metric == "usage":
+        value = np.round(usage[acc, snap], 2)
+    else:
+        raise ValueError(f"metric must be 'usage' or 'count', got {metric!r}")
     return pd.DataFrame(
         {
             "account_id": acc,
             "snapshot": snap,
-            "metric": np.round(usage[acc, snap], 2),
+            "metric": value,
             "retained": retained[acc, snap].astype(int),
         }
     )
@@ -88,12 +103,15 @@ def simulate(
     resample: str = "accounts",
     n_bootstrap: int = 199,
     seed: int = 0,
+    metric: str = "usage",
 ) -> dict:
     """Rates of p < 0.05 over ``n_datasets`` generated datasets (see the module docstring)."""
     perm, step, kind_step, n_rows = [], [], [], []
     t0 = time.perf_counter()
     for i in range(n_datasets):
-        rows = snapshot_rows(np.random.default_rng([seed, i]), n_accounts, n_snapshots, scenario)
+        rows = snapshot_rows(
+            np.random.default_rng([seed, i]), n_accounts, n_snapshots, scenario, metric=metric
+        )
         groups = rows["account_id"] if resample == "accounts" else None
         finder = ThresholdFinder(n_bootstrap=n_bootstrap, random_state=[seed, i, 1])
         ev = finder.fit(rows["metric"], rows["retained"], groups=groups).evidence_
@@ -104,6 +122,7 @@ def simulate(
         n_rows.append(len(rows))
     return {
         "scenario": scenario,
+        "metric": metric,
         "resample": resample,
         "n_datasets": n_datasets,
         "n_accounts": n_accounts,
@@ -126,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resample", choices=["accounts", "rows", "both"], default="both")
     ap.add_argument("--bootstrap", type=int, default=199)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--metric",
+        choices=["usage", "count"],
+        default="usage",
+        help="usage: a continuous rate; count: a count 0 to 5 (like mature categories)",
+    )
     args = ap.parse_args(argv)
     scenarios = ["null", "smooth"] if args.scenario == "both" else [args.scenario]
     modes = ["rows", "accounts"] if args.resample == "both" else [args.resample]
@@ -143,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 mode,
                 args.bootstrap,
                 args.seed,
+                args.metric,
             )
             print(
                 f"{scenario:<8} {mode:<9} {r['n_datasets']:>8} {r['mean_rows']:>6.0f} "

@@ -21,7 +21,12 @@ from features.values import jsonable
 from models.binning import BinnedMetric, best_cut, chi2_at_cuts
 from models.defaults import CONFIDENCE, MAX_CANDIDATES, MIN_SIDE_SHARE, N_BOOTSTRAP
 from models.stats import binary, make_rng, num, ratio, to_float
-from models.steptrend import Clusters, step_vs_trend
+from models.steptrend import (
+    Clusters,
+    step_beyond_trend_cuts,
+    step_vs_trend,
+    uses_step_beyond_trend,
+)
 
 __all__ = ["CRITERION", "MIN_ROWS", "ThresholdFinder"]
 
@@ -53,6 +58,16 @@ class ThresholdFinder:
     Because the maximum over many cuts is inflated, its p-value comes from a permutation
     test of the outcome (the same maximum recomputed ``n_bootstrap`` times on permuted
     outcomes; each permutation is one multivariate hypergeometric draw over the bins).
+
+    **Small counts: the largest step beyond the trend.** On a metric with four to six
+    distinct values (mature categories, 0 to 5), where the step-versus-trend test's trend is
+    a straight logistic line, the cut is instead the one whose upward step beyond that line
+    is the largest (:func:`models.steptrend.step_beyond_trend_cuts`): a milestone is where
+    retention jumps, not where it merely rises, and on a steep trend the chi-square cut sits
+    where the rows split best, wherever the jump is. The step-versus-trend test is then one
+    sided (a step up), its bootstrap and the interval search the cut the same way, and the
+    permutation test still tests the largest chi-square (any association).
+    ``evidence_["cut_rule"]`` names the rule used.
 
     **Rows of one account** (``groups``; snapshot rows repeat an account month after
     month, with a persistent usage level and a persistent churn propensity). Permuting rows
@@ -219,7 +234,7 @@ class ThresholdFinder:
 
         Notes
         -----
-        ``evidence_`` holds: ``n``, ``n_positive``, ``criterion``, ``threshold``,
+        ``evidence_`` holds: ``n``, ``n_positive``, ``criterion``, ``cut_rule``, ``threshold``,
         ``statistic`` (chi-square at the cut), ``phi`` (``sqrt(statistic / n)``, comparable
         across sample sizes), ``p_value`` and ``p_value_method``, ``n_candidates``,
         ``n_at_or_above``, ``share_at_or_above``, ``rate_at_or_above``, ``rate_below``,
@@ -236,7 +251,8 @@ class ThresholdFinder:
         share = float(self.min_side_share)
         binned = BinnedMetric(x, y, max_candidates=int(self.max_candidates), min_side_share=share)
         chi = chi2_at_cuts(binned.n, binned.pos, share)
-        cut = int(best_cut(chi))
+        search = self._cut_search(binned)
+        cut = int(search(binned.n[None, :], binned.pos[None, :])[0])
         self.candidates_ = binned.edges.copy()
         self.statistics_ = chi
         alpha = 1.0 - float(self.confidence)
@@ -257,16 +273,23 @@ class ThresholdFinder:
 
         threshold = num(binned.edges[cut], binned.integral)
         statistic = float(chi[cut])
+        # the association test: the largest chi-square over the cuts, whichever cut is kept
+        max_chi = float(np.max(chi))
         if codes is None:
-            p_value, perm_method = self._permutation_p(binned, statistic, rng)
+            p_value, perm_method = self._permutation_p(binned, max_chi, rng)
             clusters = None
         else:
-            p_value, perm_method = self._group_permutation_p(binned, y, codes, statistic, rng)
+            p_value, perm_method = self._group_permutation_p(binned, y, codes, max_chi, rng)
             clusters = Clusters.from_rows(codes, binned.bin_of_row, y, binned.n_bins)
-        bootstrap, ci = self._bootstrap(binned, y, codes, threshold, rng)
+        bootstrap, ci = self._bootstrap(binned, y, codes, threshold, rng, search)
 
         evidence = self._describe(binned, cut, selected=True, rng=rng, clusters=clusters)
         evidence.update(
+            cut_rule=(
+                "largest step beyond a straight logistic trend"
+                if uses_step_beyond_trend(binned)
+                else CRITERION
+            ),
             statistic=statistic,
             phi=math.sqrt(statistic / binned.n_rows),
             p_value=p_value,
@@ -334,6 +357,15 @@ class ThresholdFinder:
 
     # -- pieces ------------------------------------------------------------------------
 
+    def _cut_search(self, binned: BinnedMetric):
+        """The cut search of this metric: bin counts and positives (one replicate per row)
+        to the cut index per replicate (-1 where none is feasible); see :meth:`fit`."""
+        share = float(self.min_side_share)
+        if uses_step_beyond_trend(binned):
+            xmean = np.nan_to_num(binned.xmean)
+            return lambda n, pos: step_beyond_trend_cuts(n, pos, xmean, share)
+        return lambda n, pos: best_cut(chi2_at_cuts(n, pos, share))
+
     @staticmethod
     def _kind(p_value: float, evidence: dict, alpha: float) -> str:
         if p_value is None or p_value >= alpha:
@@ -399,12 +431,13 @@ class ThresholdFinder:
             if ev["difference"] is not None:
                 higher = ev["difference"] >= 0
                 ev["direction"] = "higher_at_or_above" if higher else "lower_at_or_above"
-            share = float(self.min_side_share)
+            one_sided = selected and ev["difference"] is not None and uses_step_beyond_trend(binned)
             ev["step_vs_trend"] = step_vs_trend(
                 binned,
                 cut,
                 selected=selected,
-                search=lambda n, pos: best_cut(chi2_at_cuts(n, pos, share)),
+                search=self._cut_search(binned),
+                direction=(1.0 if ev["difference"] >= 0 else -1.0) if one_sided else None,
                 n_sim=int(self.n_bootstrap),
                 rng=rng,
                 clusters=clusters,
@@ -497,6 +530,7 @@ class ThresholdFinder:
         codes: np.ndarray | None,
         threshold: float,
         rng: np.random.Generator,
+        search,
     ) -> tuple[dict, tuple]:
         """Percentile interval of the cut point over row or group resamples."""
         b = int(self.n_bootstrap)
@@ -523,7 +557,7 @@ class ThresholdFinder:
         draws = np.asarray(draws, dtype=float)
         pos = draws[:, 1::2]
         n = draws[:, 0::2] + pos
-        idx = best_cut(chi2_at_cuts(n, pos, float(self.min_side_share)))
+        idx = search(n, pos)
         valid = idx >= 0
         values = binned.edges[idx[valid]]
         alpha = 1.0 - float(self.confidence)

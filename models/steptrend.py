@@ -11,6 +11,8 @@ likelihood (finite even under perfect separation).
 - :func:`step_lrt`: the penalised likelihood-ratio statistic of the step;
 - :func:`step_vs_trend`: the test with its p-value (parametric bootstrap when the cut was
   selected on the same data, chi-square(1) at a fixed cut);
+- :func:`step_beyond_trend_cuts`: the cut search of a small count (four to six values): the
+  largest upward step beyond the straight trend (:func:`uses_step_beyond_trend`);
 - :class:`Clusters` and :func:`design_effect`: the rows of each account (snapshot rows repeat
   accounts), and the design effect of the step that turns the likelihood ratio into a
   cluster-robust statistic.
@@ -25,9 +27,18 @@ from typing import Any
 import numpy as np
 from scipy import sparse, stats
 
-from models.binning import BinnedMetric
+from models.binning import BinnedMetric, best_cut, chi2_at_cuts
 
-__all__ = ["Clusters", "design_effect", "firth_fit", "rcs_basis", "step_lrt", "step_vs_trend"]
+__all__ = [
+    "Clusters",
+    "design_effect",
+    "firth_fit",
+    "rcs_basis",
+    "step_beyond_trend_cuts",
+    "step_lrt",
+    "step_vs_trend",
+    "uses_step_beyond_trend",
+]
 
 
 class Clusters:
@@ -229,6 +240,81 @@ def step_lrt(
     return max(0.0, 2.0 * (ll1 - ll0)), mu0, b1
 
 
+#: Fewest distinct values (bins) for which the cut is placed at the largest step beyond the
+#: straight trend (:func:`step_beyond_trend_cuts`): with three values, a line and a step
+#: fill all three, and every cut fits them equally well.
+STEP_SEARCH_MIN_LEVELS = 4
+
+
+def uses_step_beyond_trend(binned: BinnedMetric) -> bool:
+    """Whether the cut of this metric is the largest step beyond a straight trend.
+
+    True for a small count (between :data:`STEP_SEARCH_MIN_LEVELS` and
+    :data:`SPLINE_MIN_LEVELS` distinct values, such as mature categories, 0 to 5), where the
+    trend of the step-versus-trend test is a straight logistic line; see
+    :func:`step_beyond_trend_cuts`.
+    """
+    levels = int((binned.n > 0).sum())
+    return STEP_SEARCH_MIN_LEVELS <= levels < SPLINE_MIN_LEVELS
+
+
+def _linear_trend(xmean: np.ndarray) -> np.ndarray:
+    """Intercept and standardised metric: the straight logistic trend of a small count."""
+    sd = xmean.std()
+    z = (xmean - xmean.mean()) / (sd if sd > 0 else 1.0)
+    return np.column_stack([np.ones(xmean.size), z])
+
+
+def step_beyond_trend_cuts(
+    n: np.ndarray, pos: np.ndarray, xmean: np.ndarray, min_side_share: float
+) -> np.ndarray:
+    """Per replicate, the cut whose step beyond a straight logistic trend is the largest.
+
+    A milestone is where retention *jumps*, not where it merely rises. On a small count
+    whose outcome rate also rises steadily with the count (each mature category helps, and
+    a third one helps more), the maximally selected chi-square picks the cut that best
+    splits the rows in two, which on a steep trend is near the median of the rows, wherever
+    the jump is. Here each feasible cut ``c`` (both sides at least ``min_side_share`` of
+    the rows) is scored by the penalised likelihood-ratio statistic of the step
+    ``d * 1[x >= edges[c]]`` in ``logit p = a + b * x + d * 1[x >= edges[c]]``
+    (:func:`step_lrt`), and the cut with the largest statistic among the steps in the
+    direction of the association (the sign of the rate difference at the chi-square cut) is
+    returned. Where no such step exists, or the replicate has fewer than
+    :data:`STEP_SEARCH_MIN_LEVELS` non-empty bins, the chi-square cut is returned.
+
+    ``n`` and ``pos`` hold one replicate per row (bins on the last axis); ``xmean`` the mean
+    metric value of each bin. Returns the cut index per replicate, -1 where none is
+    feasible. The same search runs in the step-versus-trend test's bootstrap and in the
+    interval's, so both account for the selection of the cut this way.
+    """
+    n = np.atleast_2d(np.asarray(n, dtype=float))
+    pos = np.atleast_2d(np.asarray(pos, dtype=float))
+    chi = chi2_at_cuts(n, pos, min_side_share)
+    out = best_cut(chi)
+    bins = np.arange(n.shape[-1])
+    for r in range(n.shape[0]):
+        keep = n[r] > 0
+        if out[r] < 0 or int(keep.sum()) < STEP_SEARCH_MIN_LEVELS:
+            continue
+        above = bins > out[r]
+        rate_above = pos[r, above].sum() / n[r, above].sum()
+        rate_below = pos[r, ~above].sum() / n[r, ~above].sum()
+        direction = 1.0 if rate_above >= rate_below else -1.0
+        x_trend = _linear_trend(xmean[keep])
+        nk, sk = n[r, keep], pos[r, keep]
+        best, best_stat = -1, -np.inf
+        for c in np.flatnonzero(np.isfinite(chi[r])):
+            step = (bins > c)[keep]
+            if step.all() or not step.any():
+                continue
+            stat, _, beta = step_lrt(x_trend, step, nk, sk)
+            if beta[-1] * direction > 0 and stat > best_stat + 1e-9:
+                best, best_stat = int(c), stat
+        if best >= 0:
+            out[r] = best
+    return out
+
+
 def step_vs_trend(
     binned: BinnedMetric,
     cut: int,
@@ -238,6 +324,7 @@ def step_vs_trend(
     n_sim: int,
     rng: np.random.Generator | None,
     clusters: Clusters | None = None,
+    direction: float | None = None,
 ) -> dict:
     """Test of logistic(trend + step at ``cut``) against logistic(trend).
 
@@ -280,6 +367,10 @@ def step_vs_trend(
         Without one, the chi-square(1) p-value is reported.
     clusters : Clusters, optional
         The rows by account; the statistic is then adjusted by the design effect.
+    direction : +1, -1 or None
+        One-sided test: only a step of this sign (+1: the outcome rate jumps up at the cut)
+        counts; a step of the other sign, observed or in a replicate, has statistic 0. Used
+        with the search :func:`step_beyond_trend_cuts`, which only looks for such steps.
 
     Returns
     -------
@@ -312,6 +403,8 @@ def step_vs_trend(
     x_trend = np.hstack([np.ones((levels, 1)), basis])
     nk, sk = n[keep], pos[keep]
     statistic, mu0, beta = step_lrt(x_trend, step, nk, sk)
+    if direction is not None and beta[-1] * direction <= 0:
+        statistic = 0.0
     cell_n = cell_pos = None
     if clusters is not None:
         cell_n = clusters.n[:, np.flatnonzero(keep)].tocsr()
@@ -325,6 +418,9 @@ def step_vs_trend(
         )
         statistic = statistic / deff
     asymptotic = float(stats.chi2.sf(statistic, 1))
+    if direction is not None:
+        out["one_sided"] = "step up" if direction > 0 else "step down"
+        asymptotic = asymptotic / 2.0 if statistic > 0 else 1.0
     out.update(statistic=statistic, trend=trend, p_value_asymptotic=asymptotic)
     if not selected or rng is None:
         out.update(p_value=asymptotic, p_value_method="chi-square(1) at a fixed cut")
@@ -356,6 +452,8 @@ def step_vs_trend(
             continue
         s_i = sim[i].astype(float)
         stat_i, _, beta_i = step_lrt(x_trend, step_i, nk, s_i, beta0=beta)
+        if direction is not None and beta_i[-1] * direction <= 0:
+            stat_i = 0.0
         if sim_cells is not None:
             pos_i = sparse.csr_matrix(
                 (sim_cells[i], cell_n.indices, cell_n.indptr), shape=cell_n.shape

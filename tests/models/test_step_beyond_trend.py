@@ -1,0 +1,87 @@
+"""The cut of a small count: the largest step beyond a straight logistic trend (issue 13).
+
+On a count with a handful of values (mature categories, 0 to 5) whose retention also rises
+steadily, the maximally selected chi-square cuts where the rows split best, not where
+retention jumps; :func:`models.steptrend.step_beyond_trend_cuts` places the cut at the step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from models.binning import BinnedMetric, best_cut, chi2_at_cuts
+from models.finder import ThresholdFinder
+from models.steptrend import step_beyond_trend_cuts, uses_step_beyond_trend
+
+LEVELS = np.arange(6.0)
+
+
+def rows(rates, per_level):
+    """Rows of a count 0..5 whose outcome share at each value is exactly ``rates``."""
+    x, y = [], []
+    for value, rate, n in zip(LEVELS, rates, per_level, strict=True):
+        k = int(np.rint(rate * n))
+        x += [value] * n
+        y += [1] * k + [0] * (n - k)
+    return np.array(x), np.array(y)
+
+
+def binned(x, y):
+    return BinnedMetric(x, y, max_candidates=200, min_side_share=0.05)
+
+
+# a steep straight trend (1.0 on the logit scale per value) plus a jump of 0.7 at 3
+STEP_AT_3 = expit(-1.0 + 1.0 * LEVELS + 0.7 * (LEVELS >= 3))
+PURE_TREND = expit(-1.0 + 0.8 * LEVELS)
+# most rows in the middle, as with mature categories
+PER_LEVEL = [300, 1500, 3000, 1500, 700, 300]
+
+
+def test_a_step_on_a_trend_is_cut_at_the_step_not_where_rows_split_best():
+    b = binned(*rows(STEP_AT_3, PER_LEVEL))
+    assert uses_step_beyond_trend(b)
+    chi_cut = int(best_cut(chi2_at_cuts(b.n, b.pos, 0.05)))
+    assert b.edges[chi_cut] == 2  # the chi-square cut splits the rows, below the jump
+    cut = step_beyond_trend_cuts(b.n[None], b.pos[None], np.nan_to_num(b.xmean), 0.05)
+    assert b.edges[cut[0]] == 3
+
+
+def test_the_finder_recovers_the_step_at_3_and_calls_it_a_step():
+    x, y = rows(STEP_AT_3, PER_LEVEL)
+    finder = ThresholdFinder(n_bootstrap=99, random_state=0).fit(x, y)
+    ev = finder.evidence_
+    assert finder.threshold_ == 3
+    assert ev["cut_rule"] == "largest step beyond a straight logistic trend"
+    assert ev["step_vs_trend"]["one_sided"] == "step up"
+    assert ev["kind"] == "step"
+    assert finder.ci_ == (3, 3)
+
+
+def test_a_pure_straight_trend_is_not_a_step():
+    x, y = rows(PURE_TREND, PER_LEVEL)
+    ev = ThresholdFinder(n_bootstrap=99, random_state=0).fit(x, y).evidence_
+    assert ev["p_value"] < 0.05  # retention rises with the count ...
+    assert ev["step_vs_trend"]["statistic"] < 0.01  # ... on a line (rounded counts)
+    assert ev["kind"] == "trend_only"
+
+
+def test_a_step_down_is_not_the_milestone_of_a_rising_count():
+    # retention rises with the count, but drops back at 3: no upward step beyond the line
+    dip = expit(-1.0 + 0.8 * LEVELS - 0.8 * (LEVELS >= 3) + 0.8 * (LEVELS >= 4))
+    x, y = rows(dip, PER_LEVEL)
+    b = binned(x, y)
+    cut = step_beyond_trend_cuts(b.n[None], b.pos[None], np.nan_to_num(b.xmean), 0.05)
+    assert b.edges[cut[0]] != 3
+    ev = ThresholdFinder(n_bootstrap=99, random_state=0).fit(x, y).evidence_
+    assert ev["threshold"] == 4  # the jump back up is the upward step
+
+
+def test_fewer_than_four_values_or_many_values_keep_the_chi_square_cut():
+    x, y = rows(STEP_AT_3, PER_LEVEL)
+    small = x <= 2
+    assert not uses_step_beyond_trend(binned(x[small], y[small]))
+    rng = np.random.default_rng(0)
+    rate = rng.gamma(2.0, 5.0, 3000)
+    out = (rng.random(3000) < expit(rate / 5 - 1)).astype(int)
+    assert not uses_step_beyond_trend(binned(rate, out))
