@@ -357,6 +357,8 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
 
 def _mapping(columns: list[str] | None, timestamps: list[str] | None) -> tuple[dict, dict]:
     """--column and --timestamps, checked as data.columns and data.timestamps are."""
+    import re
+
     from pydantic import ValidationError
 
     from flows.config import DataConfig, format_validation_error
@@ -366,7 +368,9 @@ def _mapping(columns: list[str] | None, timestamps: list[str] | None) -> tuple[d
     try:
         DataConfig(accounts="a", events="e", columns=cols, timestamps=stamps)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, DataConfig)) from None
+        message = format_validation_error(exc, DataConfig)  # named as the options are
+        message = re.sub(r"(?m)^columns\b", "--column", message)
+        raise ConfigError(re.sub(r"(?m)^timestamps\b", "--timestamps", message)) from None
     return cols, stamps
 
 
