@@ -52,6 +52,16 @@ def labelled_rows(snapshots: pd.DataFrame) -> pd.DataFrame:
     return snapshots.loc[keep.to_numpy()].copy()
 
 
+def _labelled_positions(snapshots: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """The positions of the labelled rows and their keys (account, date, label) only: the
+    splits decide on these few columns and copy the wide rows once, at the end (a snapshot
+    table of 100M events holds about a million rows of 200+ columns)."""
+    keys = [c for c in (ACCOUNT_KEY, SNAPSHOT_KEY, LABEL, CENSORED) if c in snapshots.columns]
+    small = snapshots[keys].reset_index(drop=True)
+    labelled = labelled_rows(small)
+    return labelled.index.to_numpy(), labelled.reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------- splits
 
 
@@ -135,7 +145,7 @@ def out_of_time_split(
         or horizon_days < 0
     ):
         raise ValueError(f"horizon_days must be a non-negative integer, got {horizon_days!r}")
-    labelled = labelled_rows(snapshots)
+    positions, labelled = _labelled_positions(snapshots)
     dates = labelled[SNAPSHOT_KEY].dropna().drop_duplicates().sort_values().tolist()
     if len(dates) <= test_snapshots:
         raise ValueError(
@@ -162,7 +172,7 @@ def out_of_time_split(
             f"(the oldest {oldest}; test_snapshots={test_snapshots} asked for); a longer "
             "history or a shorter horizon is needed"
         )
-    return labelled.loc[in_train].copy(), labelled.loc[in_test].copy()
+    return snapshots.iloc[positions[in_train]], snapshots.iloc[positions[in_test]]
 
 
 def _assign(
@@ -231,11 +241,11 @@ def held_out_rows(snapshots: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
         A copy of the rows, in their original order.
     """
     require_columns(train, "train", [ACCOUNT_KEY])
-    labelled = labelled_rows(snapshots)
-    require_columns(labelled, "snapshots", [ACCOUNT_KEY])
+    require_columns(snapshots, "snapshots", [ACCOUNT_KEY])
+    positions, labelled = _labelled_positions(snapshots)
     trained = set(train[ACCOUNT_KEY].astype(str))
     keep = ~labelled[ACCOUNT_KEY].astype(str).isin(trained).to_numpy()
-    return labelled.loc[keep].copy()
+    return snapshots.iloc[positions[keep]]
 
 
 def stratified_sample(

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from features.columns import ACCOUNT_KEY
 from flows.config import Config
 from flows.errors import InvalidInputError
 from flows.steps.tables import FeatureTables
@@ -41,12 +42,12 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
         )
     except ValueError as exc:
         raise InvalidInputError(f"not enough labelled history to train: {exc}") from exc
-    train_rows, _ = out_of_time_split(
+    train_rows = out_of_time_split(
         tables.snapshots,
         test_snapshots=cfg.models.test_snapshots,
         test_account_share=cfg.models.test_account_share,
         random_state=cfg.seed,
-    )
+    )[0]
     if train_rows.empty or test.empty:
         raise InvalidInputError(
             "not enough labelled history to train: need uncensored snapshots before and at the "
@@ -67,13 +68,20 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
             feature_events=list(tables.events),  # by name: the columns carry codes
         ).fit(sample), sample
 
+    # Each training set is sampled to the row budget as soon as it is cut, and its wide rows
+    # let go: only their counts and the training accounts are kept (100M events: ~1M rows of
+    # 200+ columns per copy).
+    n_eval, n_train = len(eval_rows), len(train_rows)
+    train_accounts = train_rows[[ACCOUNT_KEY]]
     evaluated, _ = fit(eval_rows)
+    del eval_rows
     models, sample = fit(train_rows)
+    del train_rows
     evaluation = evaluated.evaluate(test)
     calibration = evaluation.pop("calibration")
     comparison = compare_with_baseline(cfg, evaluated, test)
     labelled = tables.snapshots[~tables.snapshots["censored"].astype(bool)]
-    held_out = held_out_rows(tables.snapshots, train_rows)
+    held_out = held_out_rows(tables.snapshots, train_accounts)
     importance = rank_features(
         models,
         held_out if cfg.models.importance_rows == "held_out" else test,
@@ -98,8 +106,8 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
         "importance": importance,
         "example": model_input_example(models, test),
         "rows": {
-            "train": len(train_rows),
-            "evaluation_train": len(eval_rows),
+            "train": n_train,
+            "evaluation_train": n_eval,
             "sampled": len(sample),
             "test": len(test),
             "importance": len(held_out) if cfg.models.importance_rows == "held_out" else len(test),
