@@ -25,7 +25,6 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
@@ -54,42 +53,12 @@ def acceptance_tests(module) -> dict:
     }
 
 
-def build(seed: int, n_accounts: int, root: Path):
-    """What the acceptance fixture builds, for one seed."""
-    from conftest import demo_config_text
-
-    from features.demo import write_demo
-    from flows.config import load_config
-    from flows.steps.inputs import open_inputs
-    from flows.steps.tables import build_feature_tables
-    from flows.steps.train import derive, train
-
-    written = write_demo(root / "data", n_accounts=n_accounts, seed=seed)
-    truth = json.loads(Path(written["truth"]).read_text())
-    config = root / "demo.yaml"
-    config.write_text(
-        demo_config_text(written["accounts"], written["events"], f"sqlite:///{root}/mlflow.db")
-    )
-    cfg = load_config(config)
-    tables = build_feature_tables(cfg, open_inputs(cfg))
-    trained = train(cfg, tables)
-    thresholds = derive(cfg, tables)
-    return SimpleNamespace(
-        truth=truth,
-        cfg=cfg,
-        tables=tables,
-        trained=trained,
-        thresholds=thresholds,
-        verdict=trained["importance"].set_index("feature")["verdict"],
-    )
-
-
-def run_seed(seed: int, n_accounts: int, tests: dict) -> dict:
+def run_seed(seed: int, n_accounts: int, module, tests: dict) -> dict:
     t0 = time.perf_counter()
     failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix=f"seeds-{seed}-") as tmp:
         try:
-            demo = build(seed, n_accounts, Path(tmp))
+            demo = module.planted_run(Path(tmp), seed=seed, n_accounts=n_accounts)
         except Exception as exc:  # noqa: BLE001 - the whole seed fails, the table goes on
             return {
                 "seed": seed,
@@ -130,12 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accounts", type=int, default=5000)
     ap.add_argument("--out", default=None, help="JSON file for the table")
     args = ap.parse_args(argv)
-    tests = acceptance_tests(acceptance_module())
+    module = acceptance_module()
+    tests = acceptance_tests(module)
     print(f"{len(tests)} acceptance tests per seed: {', '.join(tests)}", flush=True)
     print(f"{'seed':>4} {'passed':>8} {'s':>6}  failed", flush=True)
     rows = []
     for seed in parse_seeds(args.seeds):
-        row = run_seed(seed, args.accounts, tests)
+        row = run_seed(seed, args.accounts, module, tests)
         rows.append(row)
         failed = "; ".join(f"{k}: {v}" for k, v in row["failed"].items()) or "-"
         print(

@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.metrics import brier_score_loss
 
 from features.values import naive_utc
 from models.defaults import CALIBRATION_BINS, CONFIDENCE, N_BOOTSTRAP, REVIEW_MIN_GROUP
 from models.review import milestone_reached
-from models.stats import binary, make_rng, num, ratio, require_columns, risk_ratio
+from models.stats import binary, num, ratio, require_columns, risk_ratio
+from models.verdict import usage_vs_baseline
 
 __all__ = [
     "DEFAULT_ORIGINS",
@@ -239,10 +240,6 @@ def setup_activation_lift(
     }
 
 
-def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
-    return float(roc_auc_score(y, p)) if 0 < y.sum() < y.size else None
-
-
 def auc_against_baseline(
     retained: Any,
     predicted: Any,
@@ -280,24 +277,18 @@ def auc_against_baseline(
         "brier_model": float(brier_score_loss(y, p, labels=[0, 1])) if y.size else None,
         "brier_baseline": float(brier_score_loss(y, b, labels=[0, 1])) if y.size else None,
     }
-    auc_m, auc_b = _auc(y, p), _auc(y, b)
-    if auc_m is None or auc_b is None:
+    # the paired account bootstrap of the run's own comparison (one row per account here)
+    paired = usage_vs_baseline(
+        y, p, b, n_bootstrap=n_bootstrap, confidence=confidence, random_state=random_state
+    )
+    if paired["auc_usage"] is None:
         return out
-    rng = make_rng(random_state)
-    diffs = []
-    for _ in range(int(n_bootstrap)):
-        idx = rng.integers(0, y.size, y.size)
-        m, base = _auc(y[idx], p[idx]), _auc(y[idx], b[idx])
-        if m is not None and base is not None:
-            diffs.append(m - base)
-    tail = (1.0 - float(confidence)) / 2.0
-    ci = [float(np.quantile(diffs, tail)), float(np.quantile(diffs, 1 - tail))] if diffs else []
     out.update(
-        auc_model=auc_m,
-        auc_baseline=auc_b,
-        auc_difference=auc_m - auc_b,
-        auc_difference_ci=ci or [None, None],
-        beats_baseline=bool(ci and ci[0] > 0),
+        auc_model=paired["auc_usage"],
+        auc_baseline=paired["auc_baseline"],
+        auc_difference=paired["auc_difference"],
+        auc_difference_ci=paired["ci"],
+        beats_baseline=paired["beats"],
     )
     return out
 

@@ -7,8 +7,6 @@ categories, rules) is escaped.
 
 from __future__ import annotations
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
 from flows.report.format import (
     MILESTONE_WORDS,
     fmt_3,
@@ -18,18 +16,13 @@ from flows.report.format import (
     fmt_number,
     fmt_pct,
     fmt_signed,
+    page_environment,
 )
 
 #: The page template, beside this module (package data: ``flows/report/*.j2``).
 TEMPLATE = "backtest.html.j2"
 
-_ENV = Environment(
-    loader=PackageLoader("flows.report", ""),
-    autoescape=select_autoescape(
-        enabled_extensions=("html", "htm", "xml", "j2"), default_for_string=True, default=True
-    ),
-)
-_ENV.globals.update(
+_ENV = page_environment(
     fmt=fmt_number,
     pct=fmt_pct,
     num=fmt_count,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from jinja2 import Undefined
+from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 
 VERDICT_COLOURS = {
     "milestone_candidate": "#1b7837",
@@ -122,3 +122,17 @@ def fmt_signed(v, digits: int | None = None) -> str:
         return "0"
     text = f"{f:+.{digits}f}" if digits else ("+" if f > 0 else "−") + fmt_number(abs(f))
     return text.replace("-", "−")
+
+
+def page_environment(**names: Any) -> Environment:
+    """The Jinja2 environment of a page template beside this package (``flows/report/*.j2``),
+    autoescaped (every name from the data is text), with ``names`` as the template's
+    globals (its formatters)."""
+    env = Environment(
+        loader=PackageLoader("flows.report", ""),
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "htm", "xml", "j2"), default_for_string=True, default=True
+        ),
+    )
+    env.globals.update(names)
+    return env

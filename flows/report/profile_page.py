@@ -9,22 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
-from flows.report.format import fmt_count, fmt_lift, fmt_number, fmt_pct
+from flows.report.format import fmt_count, fmt_lift, fmt_number, fmt_pct, page_environment
 
 #: The page template, beside this module (package data: ``flows/report/*.j2``).
 TEMPLATE = "profile.html.j2"
 #: Events listed on the page (all of them are in profile.json).
 MAX_EVENTS = 300
 
-_ENV = Environment(
-    loader=PackageLoader("flows.report", ""),
-    autoescape=select_autoescape(
-        enabled_extensions=("html", "htm", "xml", "j2"), default_for_string=True, default=True
-    ),
-)
-_ENV.globals.update(fmt=fmt_number, pct=fmt_pct, num=fmt_count, lift=fmt_lift)
+_ENV = page_environment(fmt=fmt_number, pct=fmt_pct, num=fmt_count, lift=fmt_lift)
 
 
 def _width(value: Any, top: float) -> float:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from flows.report import charts
 from flows.report.format import (
@@ -35,6 +34,7 @@ from flows.report.format import (
     fmt_number,
     fmt_pct,
     fmt_signed,
+    page_environment,
 )
 from flows.steps.inputs import DATA_DOCS
 from flows.store.publish import read_importance
@@ -42,14 +42,8 @@ from flows.store.publish import read_importance
 #: The page template, beside this module (package data: ``flows/report/*.j2``).
 TEMPLATE = "report.html.j2"
 
-_ENV = Environment(
-    loader=PackageLoader("flows.report", ""),
-    autoescape=select_autoescape(
-        enabled_extensions=("html", "htm", "xml", "j2"), default_for_string=True, default=True
-    ),
-)
 # the names the template calls, as it has always called them
-_ENV.globals.update(
+_ENV = page_environment(
     fmt=fmt_number,
     fmt_ci=fmt_ci,
     pct=fmt_pct,

@@ -39,8 +39,13 @@ SEED = 0  # write_demo's default
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("acceptance")
-    written = write_demo(root / "data", seed=SEED)  # default size: 5,000 accounts
+    return planted_run(tmp_path_factory.mktemp("acceptance"))
+
+
+def planted_run(root: Path, seed: int = SEED, n_accounts: int = 5000) -> SimpleNamespace:
+    """Generate the demo (seed, size) under ``root`` and train and derive on it as a run does;
+    ``bench/seeds.py`` builds each seed with it."""
+    written = write_demo(root / "data", n_accounts=n_accounts, seed=seed)
     truth = json.loads(Path(written["truth"]).read_text())
     config = root / "demo.yaml"
     config.write_text(
