@@ -172,7 +172,9 @@ def child_features(meta: dict, settings: dict) -> dict:
         "parts": parts,
         "rows": {
             "tenure": len(built.tenure),
-            "snapshots": len(built.snapshots),
+            # in the engine, and fetched into pandas (``snapshots.max_rows``)
+            "snapshots": built.sample.total_rows if built.sample else len(built.snapshots),
+            "snapshots_analysed": len(built.snapshots),
             "current": len(built.current),
         },
         "columns": {"tenure": built.tenure.shape[1], "snapshots": built.snapshots.shape[1]},

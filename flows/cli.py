@@ -220,7 +220,7 @@ def features(
 
         from flows.runtime import Stage
         from flows.steps.inputs import open_inputs
-        from flows.steps.tables import build_feature_tables
+        from flows.steps.tables import build_feature_tables, write_snapshots
         from flows.store.publish import publish, staged
 
         cfg = _load(config, engine, as_of)
@@ -230,7 +230,7 @@ def features(
             tables = build_feature_tables(cfg, inputs, st)
         with staged(out.resolve()) as staging:
             tables.tenure.to_parquet(staging / "tenure.parquet", index=False)
-            tables.snapshots.to_parquet(staging / "snapshots.parquet", index=False)
+            write_snapshots(tables, staging / "snapshots.parquet")  # every row
             tables.current.to_parquet(staging / "current.parquet", index=False)
             # columns carry codes of the event names: the lookup back to the names
             names = json.dumps(tables.names, indent=2, ensure_ascii=False, sort_keys=True)

@@ -230,6 +230,14 @@ class MilestonesConfig(_Model):
 class SnapshotsConfig(_Model):
     frequency: Literal["month_end"] = "month_end"
     max_snapshots: PosInt = Field(default=24, description="Newest snapshot dates kept.")
+    max_rows: PosInt = Field(
+        default=300_000,
+        description="Row budget of the snapshot rows analysed in memory (training, importance, "
+        "thresholds, review): when the engine's snapshot table has more rows, a seeded sample "
+        "of whole accounts (`seed`) is taken, in random order until the next account would "
+        "exceed the budget. The feature-table checks still read every row; the live accounts "
+        "are always scored whole.",
+    )
 
 
 class FeaturesConfig(_Model):

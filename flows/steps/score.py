@@ -203,7 +203,7 @@ def run_summary(
         "events": tables.n_events,
         "distinct_events": tables.n_names or len(tables.events),
         "judged_features": len(tables.events),
-        "snapshot_rows": len(tables.snapshots),
+        "snapshot_rows": tables.sample.total_rows if tables.sample else len(tables.snapshots),
         "snapshot_dates": [str(d) for d in tables.dates],
         "live_accounts": len(scores),
         "metrics": trained["metrics"],

@@ -7,11 +7,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from features.columns import ACCOUNT_KEY
 from flows.config import Config
 from flows.runtime import Stage
 from flows.steps.inputs import Inputs
+
+
+@dataclass(frozen=True)
+class SnapshotSample:
+    """How many of the engine's snapshot rows reached pandas (``snapshots.max_rows``)."""
+
+    rows: int  # fetched into pandas
+    accounts: int
+    total_rows: int  # in the engine's snapshot table
+    total_accounts: int
+    budget: int
+
+    @property
+    def sampled(self) -> bool:
+        return self.rows < self.total_rows
+
+    def note(self) -> str:
+        return (
+            f"{self.rows:,} of {self.total_rows:,} snapshot rows ({self.accounts:,} of "
+            f"{self.total_accounts:,} accounts) sampled for analysis "
+            f"(snapshots.max_rows={self.budget:,})"
+        )
 
 
 @dataclass
@@ -33,6 +57,9 @@ class FeatureTables:
     # {column code: name} of every event, roll-up, setup step and category (columns carry
     # codes, never names: features.columns)
     names: dict[str, str] = field(default_factory=dict)
+    # the snapshot rows in the engine and those fetched into ``snapshots`` (the row budget)
+    sample: SnapshotSample | None = None
+    snapshots_table: Any = None  # the engine's whole snapshot table
 
 
 def configured_events(cfg: Config) -> list[str]:
@@ -64,6 +91,54 @@ def select(cfg: Config, daily: Any, as_of: Any, keep: Sequence[str] = ()) -> Any
     if not extra:
         return selection
     return replace(selection, judged=tuple(sorted([*selection.judged, *extra])))
+
+
+def sample_accounts(counts: pd.DataFrame, budget: int, seed: int) -> np.ndarray:
+    """The accounts whose snapshot rows are analysed, from ``counts`` (``account_id`` and
+    ``rows``: each account's snapshot rows): all of them when their rows fit ``budget``;
+    else whole accounts in a random order (numpy's generator seeded with ``seed``, over the
+    accounts sorted by id, so every engine picks the same) up to the last one whose rows
+    still fit: at most ``budget`` rows, and short of it by less than the next account's rows.
+    The first account of the order is always taken, even when its rows alone exceed
+    ``budget``.
+    """
+    ids = counts[ACCOUNT_KEY].astype(str).to_numpy()
+    rows = counts["rows"].to_numpy(dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    ids, rows = ids[order], rows[order]
+    if int(rows.sum()) <= budget:
+        return ids
+    shuffled = np.random.default_rng(seed).permutation(len(ids))
+    filled = np.cumsum(rows[shuffled])
+    n = max(int(np.searchsorted(filled, budget, side="right")), 1)
+    return np.sort(ids[shuffled[:n]])
+
+
+def budgeted_snapshots(table: Any, budget: int, seed: int) -> tuple[pd.DataFrame, SnapshotSample]:
+    """The engine's snapshot ``table`` as pandas (sorted as ``features.tables.to_frame``),
+    bounded by the row budget: past ``budget`` rows, the rows of a seeded sample of whole
+    accounts (:func:`sample_accounts`), fetched with a semi-join on the chosen ids."""
+    import ibis
+
+    from features import tables as ft
+
+    counts = table.group_by(ACCOUNT_KEY).aggregate(rows=table.count()).to_pandas()
+    total = int(counts["rows"].sum()) if len(counts) else 0
+    chosen = sample_accounts(counts, budget, seed)
+    if len(chosen) == len(counts):
+        frame = ft.to_frame(table, ft.SNAPSHOT_ORDER)
+    else:
+        keys = ibis.memtable(pd.DataFrame({ACCOUNT_KEY: chosen}))
+        keys = keys.select(keys[ACCOUNT_KEY].cast(table.schema()[ACCOUNT_KEY]))
+        frame = ft.to_frame(table.semi_join(keys, ACCOUNT_KEY), ft.SNAPSHOT_ORDER)
+    sample = SnapshotSample(
+        rows=len(frame),
+        accounts=len(chosen),
+        total_rows=total,
+        total_accounts=len(counts),
+        budget=budget,
+    )
+    return frame, sample
 
 
 def build_feature_tables(
@@ -144,7 +219,9 @@ def build_feature_tables(
         raise RuntimeError("the built feature tables break their own checks:\n" + report.format())
     current_table = ft.materialise(inputs.con, "ms_current", current_expr)
     tenure = ft.to_frame(built["tenure"], ft.TENURE_ORDER)
-    snapshots = ft.to_frame(built["snapshots"], ft.SNAPSHOT_ORDER)
+    # Only the row budget's whole accounts of the snapshot rows reach pandas (issue 12); the
+    # tenure rows (one per account, fewer columns) come whole.
+    snapshots, sample = budgeted_snapshots(built["snapshots"], cfg.snapshots.max_rows, cfg.seed)
     current = ft.to_frame(current_table, ft.SNAPSHOT_ORDER)
     if stage:
         stage.note(
@@ -154,10 +231,12 @@ def build_feature_tables(
             n_events,
             len(daily.codes),
             len(events),
-            len(snapshots),
+            sample.total_rows,
             len(dates),
             len(current),
         )
+        if sample.sampled:
+            stage.note("%s", sample.note())
     start = tenure["signup_date"].min()
     return FeatureTables(
         tenure_table=built["tenure"],
@@ -173,4 +252,27 @@ def build_feature_tables(
         selection=selection,
         n_names=len(daily.codes),
         names=names,
+        sample=sample,
+        snapshots_table=built["snapshots"],
     )
+
+
+def write_snapshots(tables: FeatureTables, path: Any) -> None:
+    """Write every snapshot row to the Parquet file ``path`` (``milestones features``):
+    from pandas when it holds them all; past ``snapshots.max_rows`` (``snapshots`` holds
+    only the sample), from the engine in the same order: DuckDB's own ``COPY``, or Arrow."""
+    if tables.sample is None or not tables.sample.sampled or tables.snapshots_table is None:
+        tables.snapshots.to_parquet(path, index=False)
+        return
+    from features import tables as ft
+    from features.io import engine_of
+
+    table = tables.snapshots_table
+    dates = {c: table[c].cast("timestamp") for c, t in table.schema().items() if t.is_date()}
+    ordered = table.mutate(**dates).order_by(list(ft.SNAPSHOT_ORDER))  # dates as pandas has them
+    if engine_of(ordered._find_backend()) == "duckdb":
+        ordered.to_parquet(str(path))  # DuckDB's COPY, streamed
+        return
+    import pyarrow.parquet as pq
+
+    pq.write_table(ordered.to_pyarrow(), str(path))  # a cluster's table, through Arrow

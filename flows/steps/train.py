@@ -106,12 +106,27 @@ def train(cfg: Config, tables: FeatureTables) -> dict:
         "importance": importance,
         "example": model_input_example(models, test),
         "rows": {
+            **snapshot_counts(tables),
             "train": n_train,
             "evaluation_train": n_eval,
             "sampled": len(sample),
             "test": len(test),
             "importance": len(held_out) if cfg.models.importance_rows == "held_out" else len(test),
         },
+    }
+
+
+def snapshot_counts(tables: FeatureTables) -> dict[str, int]:
+    """The snapshot rows and accounts in the engine, and those analysed: all of them, or the
+    sample of whole accounts within ``snapshots.max_rows`` (``summary.json``'s ``rows``)."""
+    analysed = len(tables.snapshots)
+    accounts = int(tables.snapshots[ACCOUNT_KEY].nunique()) if analysed else 0
+    sample = tables.sample
+    return {
+        "snapshots": sample.total_rows if sample else analysed,
+        "snapshots_analysed": analysed,
+        "snapshot_accounts": sample.total_accounts if sample else accounts,
+        "snapshot_accounts_analysed": accounts,
     }
 
 
