@@ -14,6 +14,11 @@ runs in a fresh process:
   Parquet files, for every name: per (account, event, day), per (account, event) in the
   activation window, per (account, snapshot, event) in the trailing window (``sql`` of
   ``bench/run.py``): the floor, ``features / sql-long`` at most 1.3 is the target;
+- ``sql-same``: a hand-written DuckDB script that computes, for every name, the long tables
+  the feature build computes for its judged features: ``sql-long``'s, plus each tenure
+  window (setup, golden week, activation, time to first use, the activation event's
+  inactivity periods), the active days beside the trailing counts, and the rows at
+  ``as_of``'s date (the live accounts'); ``features / sql-same`` is reported beside;
 - ``run``: ``milestones run --config <generated yaml> --out <temp>`` as a subprocess, on the
   3,000-name and on the 50-name log: wall time, the peak resident memory of the whole process
   tree (the command, Prefect's temporary server, the watchdog; sampled every 0.2 s) and the
@@ -53,7 +58,7 @@ if str(ROOT) not in sys.path:
 from bench import real_data  # noqa: E402
 from bench import run as base  # noqa: E402
 
-STEPS = ("features", "sql-long", "run")
+STEPS = ("features", "sql-long", "sql-same", "run")
 RUN_TIMEOUT = 1800.0
 STAGE_LINE = re.compile(r"\[(\d+)/(\d+)\] (.+?) (done in|failed after) ([\d.]+) s")
 PROGRESS_LINE = re.compile(r"\[\d+/\d+\] (.+?) (\.\.\.|done in|failed after)")
@@ -183,6 +188,57 @@ def child_features(meta: dict, settings: dict) -> dict:
     }
 
 
+def child_sql_same(meta: dict, settings: dict) -> dict:
+    """``sql-long`` computing what the feature build computes, in long form, for every name
+    (the windows of ``configs/demo.yaml``; its utilization and maturity windows are the
+    trailing window, 90 days, so the trailing counts stand for them)."""
+    import duckdb
+
+    p = base.demo_parameters()
+    aw, wt, sw = (p[k] for k in ("activation_window_days", "trailing_days", "setup_window_days"))
+    gw, period = base.GOLDEN_WEEK_DAYS, base.INACTIVITY_PERIOD_DAYS
+    periods = max(1, base.INACTIVITY_HORIZON_DAYS // period)
+    as_of = f"TIMESTAMPTZ '{meta['as_of']}+00'"
+    live = dt.datetime.fromisoformat(meta["as_of"]).date().isoformat()
+    dates = ", ".join(f"(DATE '{d}')" for d in [*meta["snapshot_dates"], live])
+    event = p["activation_event"].replace("'", "''")
+    posts = ", ".join(
+        f"sum(n) FILTER (WHERE event = '{event}' AND di >= {aw + k * period} "
+        f"AND di < {aw + (k + 1) * period}) AS post_{k}"
+        for k in range(periods)
+    )
+    t0, c0 = time.perf_counter(), base._cpu()
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    base._duckdb_settings(con, settings)
+    con.execute(
+        f"""
+        CREATE TEMP TABLE daily AS
+        SELECT account_id, event, occurred_at::DATE AS day, count(*) AS n
+        FROM read_parquet('{meta["events"]}') WHERE occurred_at <= {as_of} GROUP BY ALL;
+        CREATE TEMP TABLE tenure_counts AS
+        SELECT account_id, event,
+          sum(n) FILTER (WHERE di < {sw}) AS setup, sum(n) FILTER (WHERE di < {gw}) AS gw,
+          sum(n) FILTER (WHERE di < {aw}) AS aw, min(di) FILTER (WHERE di < {aw}) AS ttf, {posts}
+        FROM (SELECT d.account_id, d.event, d.n, d.day - a.signup_at::DATE AS di
+              FROM daily d JOIN read_parquet('{meta["accounts"]}') a USING (account_id)
+              WHERE a.signup_at <= {as_of})
+        WHERE di >= 0 AND di < {aw + periods * period} GROUP BY ALL;
+        CREATE TEMP TABLE trailing_counts AS
+        SELECT d.account_id, s.snapshot_date, d.event, sum(d.n) AS n, count(*) AS days
+        FROM daily d JOIN (VALUES {dates}) s(snapshot_date)
+          ON d.day <= s.snapshot_date AND d.day > s.snapshot_date - {wt}
+        GROUP BY ALL;
+        """
+    )
+    rows = {
+        t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("tenure_counts", "trailing_counts")
+    }
+    total, cpu = time.perf_counter() - t0, base._cpu() - c0
+    return {"seconds": round(total, 3), "cpu_seconds": round(cpu, 3), "rows": rows}
+
+
 def run_child(
     step: str,
     meta_path: Path,
@@ -221,7 +277,8 @@ def child_main(step: str, meta_path: str, settings_json: str) -> None:
     import resource
 
     meta = json.loads(Path(meta_path).read_text())
-    result = child_features(meta, json.loads(settings_json))
+    child = child_sql_same if step == "sql-same" else child_features
+    result = child(meta, json.loads(settings_json))
     result["peak_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -478,6 +535,11 @@ def measure_size(label: str, n: int, args, settings: dict, data_root: Path) -> d
             round(feat["tables_seconds"] / sql["seconds"], 3) if _ratio(feat, sql) else None
         )
         t["features_within_1.3x"] = (t["features_over_sql_long"] or 99) <= 1.3
+    same = best.get("sql-same")
+    if feat and same:
+        t["features_over_sql_same"] = _ratio(feat, same)
+        t["features_over_sql_same_cpu"] = _ratio(feat, same, "cpu_seconds")
+        t["features_within_1.3x_of_sql_same"] = (t["features_over_sql_same"] or 99) <= 1.3
     if r3 and r50:
         t["run_3000_over_50"] = _ratio(r3, r50)
         t["run_3000_over_50_phases"] = _ratio(r3, r50, "phases_seconds")
@@ -495,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10M", help="comma-separated sizes (default 10M)")
     ap.add_argument("--run-100m", action="store_true", help="also the whole run at 100M events")
-    ap.add_argument("--steps", default=",".join(STEPS), help="subset of features,sql-long,run")
+    ap.add_argument("--steps", default=",".join(STEPS), help="subset of " + ",".join(STEPS))
     ap.add_argument("--repeat", type=int, default=2, help="interleaved runs below 100M (2)")
     ap.add_argument("--tag", default="", help="a word for the results file (e.g. before)")
     ap.add_argument("--out", default=None, help="JSON file (default bench/results/real-*.json)")
@@ -520,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         "older commit) instead of the checkout",
     )
     ap.add_argument("--keep", action="store_true", help="keep each run's temporary folder")
-    ap.add_argument("--child", choices=["features"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["features", "sql-same"], help=argparse.SUPPRESS)
     ap.add_argument("--meta", help=argparse.SUPPRESS)
     ap.add_argument("--settings", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -36,7 +36,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from features.tables import Daily, event_names, feature_accounts
+from features.tables import Daily, feature_accounts
+from features.tables import event_accounts as _event_accounts
 
 __all__ = ["SKIPPED_VERDICTS", "FeatureSelection", "apply_rule", "select_features"]
 
@@ -197,10 +198,11 @@ def select_features(
     max_features: int | None = None,
     configured: Sequence[str] = (),
 ) -> FeatureSelection:
-    """Count the accounts of every event (and roll-up) in the engine, two small queries
-    over the (account, event, day) aggregate, and apply the rule (:func:`apply_rule`)."""
-    names = event_names(daily)
-    per_event = feature_accounts(daily, {e: [e] for e in names}, as_of=as_of)
+    """Count the accounts of every event (and roll-up) in the engine, one small query over
+    the (account, event, day) aggregate (two with roll-ups), and apply the rule
+    (:func:`apply_rule`)."""
+    per_event = _event_accounts(daily, as_of=as_of)
+    names = list(per_event)
     members = rollup_members(names, exclude=exclude, rollup=rollup)
     per_rollup = feature_accounts(daily, members, as_of=as_of) if members else {}
     return apply_rule(

@@ -166,7 +166,7 @@ def build(
     con = io.connect()
     acc_raw, ev_raw = io.read_inputs(con, *write_inputs(folder, accounts, events, fmt=fmt))
     acc, ev = io.typed_accounts(acc_raw), io.typed_events(ev_raw)
-    daily = tables.daily_aggregate(acc, ev, as_of=as_of)
+    daily = tables.daily_aggregate(acc, ev, as_of=as_of, quantity=True)
     names = tables.event_names(daily)
     out = {"daily": daily.named().to_pandas().sort_values(["account_id", "event", "day"])}
     out["names"] = names
