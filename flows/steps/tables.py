@@ -265,7 +265,7 @@ def write_snapshots(tables: FeatureTables, path: Any) -> None:
         tables.snapshots.to_parquet(path, index=False)
         return
     from features import tables as ft
-    from features.io import engine_of
+    from features.values import engine_of
 
     table = tables.snapshots_table
     dates = {c: table[c].cast("timestamp") for c, t in table.schema().items() if t.is_date()}

@@ -323,6 +323,21 @@ def test_selection_counts_accounts_in_the_engine(tmp_path):
     con.disconnect()
 
 
+def test_event_accounts_count_only_the_days_up_to_as_of(tmp_path):
+    """The selection's one query: per name, the accounts with a row on or before ``as_of``'s
+    date (0 for a name used only later), against a brute-force count."""
+    accounts, events = _odd_log(12, seed=4)
+    con, daily = _daily(tmp_path, accounts, events)
+    cut = dt.datetime(2025, 3, 15, 12, 0)
+    early = events[events["occurred_at"].dt.date <= cut.date()]
+    want = early.groupby("event")["account_id"].nunique()
+    got = tables.event_accounts(daily, as_of=cut)
+    assert list(got) == sorted(events["event"].unique())  # every name, in name order
+    assert got == {e: int(want.get(e, 0)) for e in got}
+    assert tables.event_accounts(daily) == events.groupby("event")["account_id"].nunique().to_dict()
+    con.disconnect()
+
+
 # ----------------------------------------------------------------------------- whole runs
 
 
