@@ -61,8 +61,8 @@ class ThresholdFinder:
 
     **Small counts: the largest step beyond the trend.** On a metric with four to six
     distinct values (mature categories, 0 to 5), where the step-versus-trend test's trend is
-    a straight logistic line, the cut is instead the one whose upward step beyond that line
-    is the largest (:func:`models.steptrend.step_beyond_trend_cuts`): a milestone is where
+    a straight line in the log hazard, the cut is instead the one whose upward step beyond
+    that line is the largest (:func:`models.steptrend.step_beyond_trend_cuts`): a milestone is where
     retention jumps, not where it merely rises, and on a steep trend the chi-square cut sits
     where the rows split best, wherever the jump is. The step-versus-trend test is then one
     sided (a step up), its bootstrap and the interval search the cut the same way, and the
@@ -90,10 +90,11 @@ class ThresholdFinder:
     **Step or smooth trend.** A maximally selected statistic is large for any monotone
     association, so a smooth trend would also produce a "threshold". The evidence therefore
     tests whether a step at the chosen cut explains the outcome better than a smooth trend:
-    a likelihood-ratio test of logistic(trend + step) against logistic(trend), the trend a
-    restricted cubic spline of the metric (three knots at the 10th, 50th and 90th
-    percentiles of the rows; logistic-linear for a metric with fewer than seven values; see
-    :data:`models.steptrend.TREND_DF`), both fitted with
+    a likelihood-ratio test of trend + step against trend, on the log-hazard scale (the
+    log-log link of retention over the horizon, the grouped proportional-hazards model of
+    churn: :data:`models.steptrend.LINK`), the trend a restricted cubic spline of the metric
+    (three knots at the 10th, 50th and 90th percentiles of the rows; linear for a metric
+    with fewer than seven values; see :data:`models.steptrend.TREND_DF`), both fitted with
     Firth's penalised likelihood so that a perfect separation still has a finite answer.
     ``evidence_["kind"]`` is then
 
@@ -286,7 +287,7 @@ class ThresholdFinder:
         evidence = self._describe(binned, cut, selected=True, rng=rng, clusters=clusters)
         evidence.update(
             cut_rule=(
-                "largest step beyond a straight logistic trend"
+                "largest step beyond a straight trend in the log hazard"
                 if uses_step_beyond_trend(binned)
                 else CRITERION
             ),

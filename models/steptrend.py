@@ -2,12 +2,13 @@
 
 A maximally selected chi-square is large for any monotone association, so a smooth trend
 also produces a "threshold". This module holds the test :class:`models.finder.ThresholdFinder`
-runs at its cut: logistic(trend + step) against logistic(trend), the trend a restricted
-cubic spline of the metric, both fitted on the binned metric with Firth's penalised
-likelihood (finite even under perfect separation).
+runs at its cut: trend + step against trend for retention over the label's horizon, on
+the log-hazard scale (the log-log link of the grouped proportional-hazards model,
+:data:`LINK`), the trend a restricted cubic spline of the metric, both fitted on the binned
+metric with Firth's penalised likelihood (finite even under perfect separation).
 
 - :func:`rcs_basis`: the restricted (natural) cubic spline basis of the trend;
-- :func:`firth_fit`: a Firth-penalised grouped (binomial) logistic fit;
+- :func:`firth_fit`: a Firth-penalised grouped (binomial) fit, log-log or logistic link;
 - :func:`step_lrt`: the penalised likelihood-ratio statistic of the step;
 - :func:`step_vs_trend`: the test with its p-value (parametric bootstrap when the cut was
   selected on the same data, chi-square(1) at a fixed cut);
@@ -41,6 +42,41 @@ __all__ = [
 ]
 
 
+#: Link of the step-versus-trend models. Retention over the label's horizon is modelled as
+#: ``p = exp(-exp(-eta))`` (the log-log link, ``eta = -log H`` with ``H`` the cumulative
+#: churn hazard over the horizon): the grouped proportional-hazards model of Prentice &
+#: Gloeckler (1978), the complementary log-log model of churn. A trend is then a trend in
+#: the log hazard, and a step a jump of the hazard by a constant factor. Churn is a time to
+#: an event, and usage acts on it through the hazard (a proportional effect per unit, as
+#: the demo plants it and as survival models of churn assume); on the logistic scale such a
+#: trend bends once retention approaches 1, and a straight logistic trend over a small
+#: count (mature categories, 0 to 5) then misfits the ends and absorbs part of a real step.
+#: ``"logit"`` keeps the logistic model.
+LINK = "loglog"
+_LINKS = ("logit", "loglog")
+_LINK_WORDS = {"logit": "logistic", "loglog": "log-hazard (log-log link)"}
+
+
+def _glm(eta: np.ndarray, link: str) -> tuple[np.ndarray, ...]:
+    """Per bin: ``mu``, ``log mu``, ``log(1 - mu)``, the working weight per row
+    ``(dmu/deta)^2 / (mu (1 - mu))``, the score factor ``(dmu/deta) / (mu (1 - mu))`` and
+    the log-derivative of the working weight in ``eta`` (Firth's penalty)."""
+    if link == "logit":
+        log_mu = -np.logaddexp(0.0, -eta)
+        log_1mu = -np.logaddexp(0.0, eta)
+        mu = np.exp(log_mu)
+        return mu, log_mu, log_1mu, mu * (1.0 - mu), np.ones_like(mu), 1.0 - 2.0 * mu
+    if link != "loglog":
+        raise ValueError(f"link must be one of {', '.join(_LINKS)}, got {link!r}")
+    eta = np.clip(eta, -35.0, 35.0)
+    u = np.exp(-eta)  # the cumulative hazard
+    log_mu = -u
+    log_1mu = np.log(-np.expm1(-u))
+    mu = np.exp(log_mu)
+    ratio = np.exp(log_mu - eta - log_1mu)  # mu u / (1 - mu)
+    return mu, log_mu, log_1mu, u * ratio, np.exp(-eta - log_1mu), u - 2.0 + ratio
+
+
 class Clusters:
     """The rows of a binned metric by cluster (account): a clusters x bins count matrix.
 
@@ -71,24 +107,28 @@ class Clusters:
         return int(self.n.shape[0])
 
 
-def design_effect(x: np.ndarray, mu: np.ndarray, n_cell: Any, pos_cell: Any) -> float:
+def design_effect(
+    x: np.ndarray, eta: np.ndarray, n_cell: Any, pos_cell: Any, *, link: str | None = None
+) -> float:
     """Design effect of the last coefficient: its cluster-robust over its model variance.
 
-    ``x`` is the design per (kept) bin, ``mu`` the fitted outcome rate per bin, ``n_cell``
-    and ``pos_cell`` the clusters x bins rows and positives (sparse or dense). The robust
-    variance is the sandwich ``A^-1 B A^-1`` with ``A = X' W X`` (the binomial information)
-    and ``B`` the sum over clusters of the outer product of each cluster's score
-    ``X' (pos_g - n_g mu)``, with the small-sample factor ``G / (G - 1)``; the model variance
-    is ``A^-1``. About 1 when the rows are independent; about the average cluster size when
-    an account's rows share one outcome and one metric level.
+    ``x`` is the design per (kept) bin, ``eta`` the fitted linear predictor per bin (the
+    outcome rate through ``link``), ``n_cell`` and ``pos_cell`` the clusters x bins rows and
+    positives (sparse or dense). The robust variance is the sandwich ``A^-1 B A^-1`` with
+    ``A = X' W X`` (the binomial information) and ``B`` the sum over clusters of the outer
+    product of each cluster's score ``X' c (pos_g - n_g mu)`` (``c`` the link's score
+    factor, 1 for the logistic link), with the small-sample factor ``G / (G - 1)``; the
+    model variance is ``A^-1``. About 1 when the rows are independent; about the average
+    cluster size when an account's rows share one outcome and one metric level.
     """
-    w = np.asarray(n_cell.sum(axis=0)).ravel() * mu * (1.0 - mu)
+    mu, _, _, w_row, c, _ = _glm(np.asarray(eta, dtype=float), link or LINK)
+    w = np.asarray(n_cell.sum(axis=0)).ravel() * w_row
     a = x.T @ (x * w[:, None])
     a += 1e-10 * max(1.0, float(np.trace(a))) * np.eye(x.shape[1])
     resid = pos_cell - n_cell.multiply(mu[None, :]) if sparse.issparse(n_cell) else None
     if resid is None:
         resid = pos_cell - n_cell * mu[None, :]
-    score = np.asarray(resid @ x)  # clusters x coefficients
+    score = np.asarray(resid @ (x * c[:, None]))  # clusters x coefficients
     g = score.shape[0]
     meat = score.T @ score * (g / (g - 1.0) if g > 1 else 1.0)
     try:
@@ -109,7 +149,7 @@ def design_effect(x: np.ndarray, mu: np.ndarray, n_cell: Any, pos_cell: Any) -> 
 #: follow a saturating or S-shaped smooth curve (``bench/null_sim.py --scenario smooth``, the
 #: demo's ``--effect smooth``) without a false step.
 TREND_DF = 2
-#: Fewest distinct values (bins) for a spline trend; below, the trend is logistic-linear in
+#: Fewest distinct values (bins) for a spline trend; below, the trend is linear (in the link) in
 #: the metric (a dose-response over a small count such as mature categories, 0 to 5): with
 #: six values a spline, its intercept and the step would leave two degrees of freedom and
 #: could draw any step as a "trend".
@@ -161,34 +201,36 @@ def firth_fit(
     free: np.ndarray | None = None,
     beta: np.ndarray | None = None,
     max_iter: int = 50,
+    link: str | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Firth-penalised grouped (binomial) logistic fit: (penalised log-likelihood, beta, mu).
+    """Firth-penalised grouped (binomial) fit: (penalised log-likelihood, beta, mu).
 
     Firth's penalty (half the log-determinant of the Fisher information of the whole
     design ``x``) keeps the estimates finite when a cut separates the outcome perfectly,
     where plain maximum likelihood has no maximum. Coefficients outside ``free`` stay at
     their starting value (zero): fitting the reduced model inside the full model's penalty
-    makes the penalised likelihood-ratio test nested (Heinze & Schemper 2002).
+    makes the penalised likelihood-ratio test nested (Heinze & Schemper 2002). With the
+    log-log ``link`` the penalty is the same Jeffreys term, maximised by Fisher scoring on
+    its gradient (Firth 1993; for a non-canonical link it keeps the estimates finite, as
+    with the logistic link, without the logistic link's exact bias correction).
     """
     p = x.shape[1]
+    link = link or LINK
     free = np.ones(p, dtype=bool) if free is None else free
     beta = np.zeros(p) if beta is None else beta.copy()
     if not beta.any():
         rate = float(np.clip(s.sum() / n.sum(), 1e-6, 1 - 1e-6))
-        beta[0] = math.log(rate / (1 - rate))
+        beta[0] = math.log(rate / (1 - rate)) if link == "logit" else -math.log(-math.log(rate))
 
-    def evaluate(b: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-        eta = x @ b
-        log_mu = -np.logaddexp(0.0, -eta)
-        log_1mu = -np.logaddexp(0.0, eta)
-        mu = np.exp(log_mu)
-        w = n * mu * (1.0 - mu)
+    def evaluate(b: np.ndarray) -> tuple:
+        mu, log_mu, log_1mu, w_row, c, g = _glm(x @ b, link)
+        w = n * w_row
         info = x.T @ (x * w[:, None])
         info += 1e-10 * max(1.0, float(np.trace(info))) * np.eye(p)
         sign, logdet = np.linalg.slogdet(info)
         value = float(s @ log_mu + (n - s) @ log_1mu)
         value = value + 0.5 * logdet if sign > 0 else -np.inf
-        return value, mu, w, info
+        return value, mu, w, info, c, g
 
     def solve(a: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         try:
@@ -197,11 +239,11 @@ def firth_fit(
             return np.linalg.pinv(a) @ rhs
 
     all_free = bool(free.all())
-    current, mu, w, info = evaluate(beta)
+    current, mu, w, info, c, g = evaluate(beta)
     for _ in range(max_iter):
         inv = solve(info, np.eye(p))
         hat = w * np.einsum("ij,jk,ik->i", x, inv, x)
-        score = x.T @ (s - n * mu + hat * (0.5 - mu))
+        score = x.T @ (c * (s - n * mu) + 0.5 * hat * g)
         if all_free:
             delta = inv @ score
         else:
@@ -217,7 +259,7 @@ def firth_fit(
             break
         beta = beta + t * delta
         improved = cand[0] - current
-        current, mu, w, info = cand
+        current, mu, w, info, c, g = cand
         if np.max(np.abs(t * delta)) < 1e-7 or improved < 1e-9:
             break
     return current, beta, mu
@@ -251,7 +293,7 @@ def uses_step_beyond_trend(binned: BinnedMetric) -> bool:
 
     True for a small count (between :data:`STEP_SEARCH_MIN_LEVELS` and
     :data:`SPLINE_MIN_LEVELS` distinct values, such as mature categories, 0 to 5), where the
-    trend of the step-versus-trend test is a straight logistic line; see
+    trend of the step-versus-trend test is a straight line in the link; see
     :func:`step_beyond_trend_cuts`.
     """
     levels = int((binned.n > 0).sum())
@@ -259,7 +301,7 @@ def uses_step_beyond_trend(binned: BinnedMetric) -> bool:
 
 
 def _linear_trend(xmean: np.ndarray) -> np.ndarray:
-    """Intercept and standardised metric: the straight logistic trend of a small count."""
+    """Intercept and standardised metric: the straight trend (in the link) of a small count."""
     sd = xmean.std()
     z = (xmean - xmean.mean()) / (sd if sd > 0 else 1.0)
     return np.column_stack([np.ones(xmean.size), z])
@@ -268,7 +310,7 @@ def _linear_trend(xmean: np.ndarray) -> np.ndarray:
 def step_beyond_trend_cuts(
     n: np.ndarray, pos: np.ndarray, xmean: np.ndarray, min_side_share: float
 ) -> np.ndarray:
-    """Per replicate, the cut whose step beyond a straight logistic trend is the largest.
+    """Per replicate, the cut whose step beyond a straight trend (in the link) is the largest.
 
     A milestone is where retention *jumps*, not where it merely rises. On a small count
     whose outcome rate also rises steadily with the count (each mature category helps, and
@@ -276,7 +318,8 @@ def step_beyond_trend_cuts(
     splits the rows in two, which on a steep trend is near the median of the rows, wherever
     the jump is. Here each feasible cut ``c`` (both sides at least ``min_side_share`` of
     the rows) is scored by the penalised likelihood-ratio statistic of the step
-    ``d * 1[x >= edges[c]]`` in ``logit p = a + b * x + d * 1[x >= edges[c]]``
+    ``d * 1[x >= edges[c]]`` in ``g(p) = a + b * x + d * 1[x >= edges[c]]`` (``g`` the
+    link :data:`LINK`)
     (:func:`step_lrt`), and the cut with the largest statistic among the steps in the
     direction of the association (the sign of the rate difference at the chi-square cut) is
     returned. Where no such step exists, or the replicate has fewer than
@@ -326,7 +369,7 @@ def step_vs_trend(
     clusters: Clusters | None = None,
     direction: float | None = None,
 ) -> dict:
-    """Test of logistic(trend + step at ``cut``) against logistic(trend).
+    """Test of g(p) = trend + step at ``cut`` against g(p) = trend, ``g`` the link :data:`LINK`.
 
     When the cut was selected by the search, the statistic is inflated by the selection,
     so its p-value comes from a parametric bootstrap: outcomes simulated from the fitted
@@ -384,7 +427,10 @@ def step_vs_trend(
     levels = int(keep.sum())
     step = (np.arange(binned.n_bins) > cut)[keep]
     out: dict[str, Any] = {
-        "test": "Firth-penalised likelihood ratio, logistic(trend + step) vs logistic(trend)",
+        "test": (
+            f"Firth-penalised likelihood ratio, {_LINK_WORDS[LINK]}(trend + step) vs "
+            f"{_LINK_WORDS[LINK]}(trend)"
+        ),
         "statistic": None,
         "p_value": None,
         "df": 1,
@@ -481,6 +527,4 @@ def _deff(
 ) -> float:
     """Design effect of the step in the full (trend + step) fit ``beta``."""
     x = np.hstack([x_trend, step[:, None].astype(float)])
-    eta = x @ beta
-    mu = np.exp(-np.logaddexp(0.0, -eta))
-    return design_effect(x, mu, cell_n, cell_pos)
+    return design_effect(x, x @ beta, cell_n, cell_pos)

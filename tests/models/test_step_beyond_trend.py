@@ -1,4 +1,4 @@
-"""The cut of a small count: the largest step beyond a straight logistic trend (issue 13).
+"""The cut of a small count: the largest step beyond a straight trend (issue 13).
 
 On a count with a handful of values (mature categories, 0 to 5) whose retention also rises
 steadily, the maximally selected chi-square cuts where the rows split best, not where
@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
+import models.steptrend
 from models.binning import BinnedMetric, best_cut, chi2_at_cuts
 from models.finder import ThresholdFinder
 from models.steptrend import step_beyond_trend_cuts, uses_step_beyond_trend
@@ -31,9 +32,17 @@ def binned(x, y):
     return BinnedMetric(x, y, max_candidates=200, min_side_share=0.05)
 
 
-# a steep straight trend (1.0 on the logit scale per value) plus a jump of 0.7 at 3
-STEP_AT_3 = expit(-1.0 + 1.0 * LEVELS + 0.7 * (LEVELS >= 3))
-PURE_TREND = expit(-1.0 + 0.8 * LEVELS)
+def retention(eta):
+    """Retention from the log-hazard scale of the step-versus-trend test: the hazard over the
+    horizon is ``exp(-eta)`` (the log-log link of :data:`models.steptrend.LINK`)."""
+    return np.exp(-np.exp(-eta))
+
+
+# a steep straight trend in the log hazard (0.7 per value) plus a jump of 0.7 at 3
+STEP_AT_3 = retention(-0.3 + 0.7 * LEVELS + 0.7 * (LEVELS >= 3))
+PURE_TREND = retention(-0.3 + 0.6 * LEVELS)
+# straight on the logistic scale instead: a smooth curve, bent against the log-hazard line
+LOGISTIC_TREND = expit(-1.0 + 0.8 * LEVELS)
 # most rows in the middle, as with mature categories
 PER_LEVEL = [300, 1500, 3000, 1500, 700, 300]
 
@@ -52,7 +61,7 @@ def test_the_finder_recovers_the_step_at_3_and_calls_it_a_step():
     finder = ThresholdFinder(n_bootstrap=99, random_state=0).fit(x, y)
     ev = finder.evidence_
     assert finder.threshold_ == 3
-    assert ev["cut_rule"] == "largest step beyond a straight logistic trend"
+    assert ev["cut_rule"] == "largest step beyond a straight trend in the log hazard"
     assert ev["step_vs_trend"]["one_sided"] == "step up"
     assert ev["kind"] == "step"
     assert finder.ci_ == (3, 3)
@@ -66,9 +75,21 @@ def test_a_pure_straight_trend_is_not_a_step():
     assert ev["kind"] == "trend_only"
 
 
+def test_a_trend_straight_on_the_logistic_scale_is_not_a_step_either():
+    # the log-hazard line misfits a logistic line at its ends, but no single step fits
+    # the bend: still a trend (7,300 independent rows, so power is not what saves it)
+    assert models.steptrend.LINK == "loglog"
+    x, y = rows(LOGISTIC_TREND, PER_LEVEL)
+    ev = ThresholdFinder(n_bootstrap=99, random_state=0).fit(x, y).evidence_
+    assert ev["p_value"] < 0.05
+    assert ev["step_vs_trend"]["statistic"] > 0.5  # the bend is seen ...
+    assert ev["step_vs_trend"]["p_value"] > 0.05  # ... and not taken for a step
+    assert ev["kind"] == "trend_only"
+
+
 def test_a_step_down_is_not_the_milestone_of_a_rising_count():
     # retention rises with the count, but drops back at 3: no upward step beyond the line
-    dip = expit(-1.0 + 0.8 * LEVELS - 0.8 * (LEVELS >= 3) + 0.8 * (LEVELS >= 4))
+    dip = retention(-0.3 + 0.6 * LEVELS - 0.8 * (LEVELS >= 3) + 0.8 * (LEVELS >= 4))
     x, y = rows(dip, PER_LEVEL)
     b = binned(x, y)
     cut = step_beyond_trend_cuts(b.n[None], b.pos[None], np.nan_to_num(b.xmean), 0.05)
