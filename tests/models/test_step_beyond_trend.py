@@ -8,6 +8,7 @@ retention jumps; :func:`models.steptrend.step_beyond_trend_cuts` places the cut 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.special import expit
 
 import models.steptrend
@@ -106,3 +107,54 @@ def test_fewer_than_four_values_or_many_values_keep_the_chi_square_cut():
     rate = rng.gamma(2.0, 5.0, 3000)
     out = (rng.random(3000) < expit(rate / 5 - 1)).astype(int)
     assert not uses_step_beyond_trend(binned(rate, out))
+
+
+def _penalised_loglik(x, n, s, beta, link):
+    """Log-likelihood plus half the log-determinant of the Fisher information, by hand."""
+    eta = x @ beta
+    mu = 1 / (1 + np.exp(-eta)) if link == "logit" else np.exp(-np.exp(-eta))
+    dmu = mu * (1 - mu) if link == "logit" else mu * np.exp(-eta)
+    w = n * dmu**2 / (mu * (1 - mu))
+    info = x.T @ (x * w[:, None])
+    return float(s @ np.log(mu) + (n - s) @ np.log(1 - mu) + 0.5 * np.linalg.slogdet(info)[1])
+
+
+@pytest.mark.parametrize("link", ["loglog", "logit"])
+def test_the_firth_fit_maximises_the_penalised_likelihood_of_its_link(link):
+    # grouped rows of a trend and a step; at the fit, every direction of the penalised
+    # likelihood (computed here from its definition) is flat, and moving off it loses
+    x = np.column_stack([np.ones(6), LEVELS - 2.5, (LEVELS >= 3).astype(float)])
+    n = np.array([300.0, 1500, 3000, 1500, 700, 300])
+    s = np.rint(n * retention(-0.3 + 0.5 * LEVELS + 0.6 * (LEVELS >= 3)))
+    value, beta, _ = models.steptrend.firth_fit(x, n, s, link=link)
+    assert value == pytest.approx(_penalised_loglik(x, n, s, beta, link), abs=1e-8)
+    h = 1e-5
+    for j in range(3):
+        e = np.eye(3)[j] * h
+        up, down = (_penalised_loglik(x, n, s, beta + d, link) for d in (e, -e))
+        assert (up - down) / (2 * h) == pytest.approx(0.0, abs=1e-3)
+        assert max(up, down) <= value + 1e-9
+    if link == "loglog":  # data drawn from this link: the step comes back
+        assert beta[2] == pytest.approx(0.6, abs=0.1)
+
+
+def test_the_design_effect_of_independent_rows_is_about_one_on_either_link():
+    rng = np.random.default_rng(3)
+    rows = 6000
+    level = rng.integers(0, 6, rows)
+    y = rng.random(rows) < retention(-0.3 + 0.5 * level)
+    x = np.column_stack([np.ones(6), LEVELS - 2.5])
+    for link in ("loglog", "logit"):
+        n = np.bincount(level, minlength=6).astype(float)
+        s = np.bincount(level, weights=y, minlength=6)
+        _, beta, _ = models.steptrend.firth_fit(x, n, s, link=link)
+        codes = np.arange(rows)  # every row its own account
+        clusters = models.steptrend.Clusters.from_rows(codes, level, y.astype(float), 6)
+        deff = models.steptrend.design_effect(x, x @ beta, clusters.n, clusters.pos, link=link)
+        assert 0.85 < deff < 1.15, (link, deff)
+        # one account repeating each row five times: the design effect is about five
+        rep = models.steptrend.Clusters.from_rows(
+            np.repeat(codes, 5), np.repeat(level, 5), np.repeat(y, 5).astype(float), 6
+        )
+        deff5 = models.steptrend.design_effect(x, x @ beta, rep.n, rep.pos, link=link)
+        assert 4.3 < deff5 < 5.7, (link, deff5)
