@@ -142,6 +142,11 @@ def child_features(meta: dict, settings: dict) -> dict:
     from flows.steps import tables as steps
     from flows.steps.inputs import Inputs
 
+    try:
+        from features import tables_sql
+    except ImportError:  # --code: a commit before it
+        tables_sql = None
+
     ibis.duckdb.connect().disconnect()
     with contextlib.suppress(ImportError):  # a run has loaded it for the input validation
         import great_expectations
@@ -154,7 +159,11 @@ def child_features(meta: dict, settings: dict) -> dict:
     timers = _Timers()
     timers.wrap(ft, "daily_aggregate", "daily")
     timers.wrap(steps, "select", "select")
-    timers.wrap(ft, "materialise", "materialise", by_arg=1)
+    timers.wrap(ft, "materialise", "materialise", by_arg=1)  # the Ibis path (--code: older)
+    if tables_sql is not None:  # the path on DuckDB: SQL text, the pivots in numpy
+        timers.wrap(tables_sql, "build_tables", "tables")
+        timers.wrap(tables_sql, "pivot_events", "tenure pivot")
+        timers.wrap(tables_sql, "sum_parts", "snapshot sums")
     timers.wrap(features.validation, "validate_feature_tables", "checks")
     timers.wrap(ft, "to_frame", "to_pandas")
     as_of = dt.datetime.fromisoformat(meta["as_of"])

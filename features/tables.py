@@ -1,8 +1,10 @@
 """Point-in-time feature tables and retention labels, as Ibis expressions.
 
 Events are first reduced inside the engine to one row per (account, event, day); every window
-is computed from that aggregate. The same expressions run on DuckDB and on Spark. Column names
-are documented in :mod:`features.columns`.
+is computed from that aggregate. The expressions run on every engine (Spark, and DuckDB in
+tests); the pipeline builds the same tables on DuckDB from SQL text written by
+:mod:`features.tables_sql` (no expression of a few hundred columns to build and compile; the
+last steps in numpy). Column names are documented in :mod:`features.columns`.
 
 Time rules (the heart of point-in-time correctness):
 
@@ -39,8 +41,8 @@ and the current one 4.0 s on reading, the aggregate and both tables, in ``make b
   nested loop on Spark); an event's count and active days travel packed in one integer;
 - the tables leave their row order unspecified (:func:`to_frame` sorts when fetching);
 - at 10M events and 3,000 names, Python's own work (building and compiling expressions of a
-  few hundred columns, converting to pandas) is a third of the feature step: see
-  :func:`materialise`, :func:`to_frame` and :func:`young_gc`.
+  few hundred columns, converting to pandas) was a third of the feature step: see
+  :mod:`features.tables_sql`, :func:`materialise`, :func:`to_frame` and :func:`young_gc`.
 """
 
 from __future__ import annotations
@@ -51,7 +53,6 @@ import gc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import ibis
@@ -61,6 +62,10 @@ from ibis.expr.types import Table, Value
 
 from features.columns import feature_col, maturity_col, setup_col, tenure_col
 from features.values import engine_of, naive_utc
+from features.windows import as_date as _as_date
+from features.windows import month_ends as month_ends
+from features.windows import segment_rows as segment_rows
+from features.windows import snapshot_dates as snapshot_dates
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -346,17 +351,6 @@ def _sum(value: Value) -> Value:
     return value.cast("float64").sum().cast("int64")
 
 
-def _as_date(value) -> dt.date:
-    """A date from a date, a datetime or a pandas Timestamp (its date part)."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if hasattr(value, "date"):
-        return value.date()
-    raise TypeError(f"expected a date, got {value!r}")
-
-
 @young_gc
 def tenure_table(
     daily: Daily,
@@ -483,87 +477,20 @@ def tenure_table(
     return t.select(**cols)
 
 
-def month_ends(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Month-end dates d with start <= d <= end."""
-    start, end = _as_date(start), _as_date(end)
-    out = []
-    y, m = start.year, start.month
-    while True:
-        nxt = dt.date(y + (m == 12), m % 12 + 1, 1)
-        last = nxt - dt.timedelta(days=1)
-        if last > end:
-            break
-        if last >= start:
-            out.append(last)
-        y, m = nxt.year, nxt.month
-    return out
-
-
-def snapshot_dates(
-    first_signup: dt.date, as_of: dt.datetime, *, activation_window_days: int, max_snapshots: int
-) -> list[dt.date]:
-    """The newest ``max_snapshots`` month ends at which some account is past its activation
-    window, up to ``as_of``'s date.
-
-    A month end equal to ``as_of``'s date is included only when ``as_of`` is at the end of that day,
-    so that a snapshot's trailing window never reaches past ``as_of``. ``first_signup`` may be a
-    datetime (its date is used); ``max_snapshots=0`` gives no date.
-    """
-    if int(max_snapshots) < 0:
-        raise ValueError(f"max_snapshots: expected a count >= 0, got {max_snapshots!r}")
-    if int(max_snapshots) == 0:
-        return []
-    as_of = naive_utc(as_of)  # a plain date: its start, like datetime(date)
-    end = as_of.date()
-    if as_of.time() < dt.time(23, 59, 59):
-        end -= dt.timedelta(days=1)
-    start = _as_date(first_signup) + dt.timedelta(days=int(activation_window_days))
-    return month_ends(start, end)[-int(max_snapshots) :]
-
-
 def _segments(dates: Sequence[dt.date], windows: Mapping[str, int]) -> tuple[Table, Table]:
-    """Cut the days that the snapshot windows cover into segments, runs of days that every
-    window [S - W + 1, S] holds either whole or not at all.
-
-    Returns
-    -------
-    (day_segment, segment_window)
-        ``day``, ``seg`` for every covered day; ``seg``, ``snapshot_date`` and one 0/1 flag
-        per window for every (segment, snapshot) pair whose widest window holds the segment.
-    """
-    starts = {s + dt.timedelta(days=1) for s in dates}  # a window ends with its day S
-    starts |= {s - dt.timedelta(days=w - 1) for s in dates for w in windows.values()}
-    bounds = sorted(starts)
-    days, day_seg = [], []
-    seg_rows: dict[str, list] = {"seg": [], "snapshot_date": [], **{k: [] for k in windows}}
-    for k, (lo, hi) in enumerate(pairwise(bounds)):
-        inside = {
-            s: {
-                name: int(s - dt.timedelta(days=w - 1) <= lo and hi <= s + dt.timedelta(days=1))
-                for name, w in windows.items()
-            }
-            for s in dates
-        }
-        inside = {s: flags for s, flags in inside.items() if any(flags.values())}
-        if not inside:
-            continue  # a gap between windows
-        for n in range((hi - lo).days):
-            days.append(lo + dt.timedelta(days=n))
-            day_seg.append(k)
-        for s, flags in inside.items():
-            seg_rows["seg"].append(k)
-            seg_rows["snapshot_date"].append(s)
-            for name, flag in flags.items():
-                seg_rows[name].append(flag)
+    """:func:`segment_rows` as two in-memory tables."""
+    days, segs = segment_rows(dates, windows)
     day_segment = ibis.memtable(
-        pa.table({"day": pa.array(days, pa.date32()), "seg": pa.array(day_seg, pa.int64())})
+        pa.table(
+            {"day": pa.array(days["day"], pa.date32()), "seg": pa.array(days["seg"], pa.int64())}
+        )
     )
     segment_window = ibis.memtable(
         pa.table(
             {
-                "seg": pa.array(seg_rows["seg"], pa.int64()),
-                "snapshot_date": pa.array(seg_rows["snapshot_date"], pa.date32()),
-                **{k: pa.array(seg_rows[k], pa.int64()) for k in windows},
+                "seg": pa.array(segs["seg"], pa.int64()),
+                "snapshot_date": pa.array(segs["snapshot_date"], pa.date32()),
+                **{k: pa.array(segs[k], pa.int64()) for k in windows},
             }
         )
     )
@@ -733,9 +660,10 @@ SNAPSHOT_ORDER = ("snapshot_date", "account_id")
 
 
 @young_gc
-def to_frame(table: Table, order: Sequence[str]) -> pd.DataFrame:
+def to_frame(table: Table, order: Sequence[str], rows: pa.Table | None = None) -> pd.DataFrame:
     """A built table as pandas, in the order of ``order`` (a unique key: the tables leave
-    their row order unspecified).
+    their row order unspecified); ``rows``: its rows already fetched as Arrow in that order
+    (``features.tables_sql.build_tables``), converted as they are and kept.
 
     On DuckDB the rows are sorted in the engine and come over as Arrow, whose buffers are
     released column by column as pandas takes them (``self_destruct``); at 100M events the
@@ -747,12 +675,15 @@ def to_frame(table: Table, order: Sequence[str]) -> pd.DataFrame:
     table, 92k rows by 232 columns, 0.17-0.2 s instead of 0.4-0.5 s once warm; on eight
     copies of it, 2.1 s and 2.6 GiB above the start instead of 6 s and 3.7 GiB).
     """
-    if engine_of(table._find_backend()) == "duckdb":
+    if rows is not None or engine_of(table._find_backend()) == "duckdb":
         from ibis.formats.pandas import PandasData
 
-        arrow = table.order_by(list(order)).to_pyarrow()
-        frame = arrow.to_pandas(self_destruct=True, date_as_object=False)
-        del arrow
+        if rows is None:
+            arrow = table.order_by(list(order)).to_pyarrow()
+            frame = arrow.to_pandas(self_destruct=True, date_as_object=False)
+            del arrow
+        else:
+            frame = rows.to_pandas(date_as_object=False)
         for name, dtype in table.schema().items():
             column = frame[name]
             converted = PandasData.convert_column(column, dtype)
@@ -781,16 +712,21 @@ def materialise(con, name: str, expr: Table) -> Table:
         con.drop_table(name, force=True)
         return con.create_table(name, expr, temp=True)
     hooks(expr)  # registers the in-memory tables the expression reads
-    query, dialect = con.compile(expr), con.dialect
+    return create_temp_table(con, name, expr.schema(), con.compile(expr))
+
+
+def create_temp_table(con, name: str, schema: ibis.Schema, query: str | None) -> Table:
+    """A DuckDB temporary table ``name`` (replacing one of that name) with the columns of
+    ``schema``, typed as Ibis types them, filled by the SQL ``query`` (None: left empty)."""
+    dialect = con.dialect
     kinds: dict = {}  # Ibis' column definition of each type, written once per type
-    for dtype in expr.schema().types:
+    for dtype in schema.types:
         if dtype not in kinds:
             (column,) = ibis.schema({"c": dtype}).to_sqlglot_column_defs(dialect)
             kinds[dtype] = column.sql(dialect).removeprefix('"c"')
-    table, *names = (sg.to_identifier(n, quoted=True).sql(dialect) for n in [name, *expr.columns])
-    columns = ", ".join(
-        n + kinds[dtype] for n, dtype in zip(names, expr.schema().types, strict=True)
-    )
+    table, *names = (sg.to_identifier(n, quoted=True).sql(dialect) for n in [name, *schema.names])
+    columns = ", ".join(n + kinds[dtype] for n, dtype in zip(names, schema.types, strict=True))
     con.raw_sql(f"CREATE OR REPLACE TEMP TABLE {table} ({columns})").fetchall()
-    con.raw_sql(f"INSERT INTO {table} {query}").fetchall()
+    if query is not None:
+        con.raw_sql(f"INSERT INTO {table} {query}").fetchall()
     return con.table(name)

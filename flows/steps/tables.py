@@ -114,10 +114,13 @@ def sample_accounts(counts: pd.DataFrame, budget: int, seed: int) -> np.ndarray:
     return np.sort(ids[shuffled[:n]])
 
 
-def budgeted_snapshots(table: Any, budget: int, seed: int) -> tuple[pd.DataFrame, SnapshotSample]:
+def budgeted_snapshots(
+    table: Any, budget: int, seed: int, rows: Any = None
+) -> tuple[pd.DataFrame, SnapshotSample]:
     """The engine's snapshot ``table`` as pandas (sorted as ``features.tables.to_frame``),
     bounded by the row budget: past ``budget`` rows, the rows of a seeded sample of whole
-    accounts (:func:`sample_accounts`), fetched with a semi-join on the chosen ids."""
+    accounts (:func:`sample_accounts`), fetched with a semi-join on the chosen ids;
+    ``rows``: the table's rows already fetched as Arrow, sorted (used when all fit)."""
     import ibis
 
     from features import tables as ft
@@ -126,7 +129,7 @@ def budgeted_snapshots(table: Any, budget: int, seed: int) -> tuple[pd.DataFrame
     total = int(counts["rows"].sum()) if len(counts) else 0
     chosen = sample_accounts(counts, budget, seed)
     if len(chosen) == len(counts):
-        frame = ft.to_frame(table, ft.SNAPSHOT_ORDER)
+        frame = ft.to_frame(table, ft.SNAPSHOT_ORDER, rows)
     else:
         keys = ibis.memtable(pd.DataFrame({ACCOUNT_KEY: chosen}))
         keys = keys.select(keys[ACCOUNT_KEY].cast(table.schema()[ACCOUNT_KEY]))
@@ -139,6 +142,38 @@ def budgeted_snapshots(table: Any, budget: int, seed: int) -> tuple[pd.DataFrame
         budget=budget,
     )
     return frame, sample
+
+
+def _build(
+    con: Any, daily: Any, tenure: dict, snapshots: dict, dates: list, training: bool
+) -> tuple[dict, dict]:
+    """The tenure table, the training snapshots (empty when not ``training``) and the rows at
+    ``as_of`` in the engine, and the rows already fetched as Arrow (``{kind: rows}``, sorted
+    for ``features.tables.to_frame``): on DuckDB from SQL text (``features.tables_sql``, the
+    same tables without building and compiling Ibis expressions of a few hundred columns),
+    elsewhere from the Ibis expressions of ``features.tables``."""
+    from features import tables as ft
+    from features.values import engine_of
+
+    if engine_of(con) == "duckdb":
+        from features.tables_sql import build_tables
+
+        return build_tables(
+            con, daily, tenure=tenure, snapshots=snapshots, dates=dates, training=training
+        )
+    as_of = snapshots["as_of"]
+    snapshots_expr = ft.snapshot_table(daily, dates=dates or [as_of.date()], **snapshots)
+    if not training:
+        snapshots_expr = snapshots_expr.limit(0)
+    current_expr = ft.snapshot_table(
+        daily, dates=[as_of.date()], require_window_closed=False, **snapshots
+    )
+    built = {
+        "tenure": ft.materialise(con, "ms_tenure", ft.tenure_table(daily, **tenure)),
+        "snapshots": ft.materialise(con, "ms_snapshots", snapshots_expr),
+        "current": ft.materialise(con, "ms_current", current_expr),
+    }
+    return built, {}
 
 
 def build_feature_tables(
@@ -168,8 +203,7 @@ def build_feature_tables(
     )
     counted = inputs.validation.get("row_counts", {}).get("events")  # validation counted them
     n_events = int(counted) if counted is not None else int(inputs.events.count().execute())
-    tenure_expr = ft.tenure_table(
-        daily,
+    tenure_params = dict(
         as_of=inputs.as_of,
         events=events,
         setup_steps=m.setup.steps,
@@ -204,25 +238,18 @@ def build_feature_tables(
     )
     if not training:
         dates = []
-    snapshots_expr = ft.snapshot_table(daily, dates=dates or [inputs.as_of.date()], **common)
-    if not training:
-        snapshots_expr = snapshots_expr.limit(0)
-    current_expr = ft.snapshot_table(
-        daily, dates=[inputs.as_of.date()], require_window_closed=False, **common
-    )
-    built = {
-        "tenure": ft.materialise(inputs.con, "ms_tenure", tenure_expr),
-        "snapshots": ft.materialise(inputs.con, "ms_snapshots", snapshots_expr),
-    }
+    built, rows = _build(inputs.con, daily, tenure_params, common, dates, training)
+    current_table = built.pop("current")
     report = validate_feature_tables(inputs.con, built)
     if not report.ok:
         raise RuntimeError("the built feature tables break their own checks:\n" + report.format())
-    current_table = ft.materialise(inputs.con, "ms_current", current_expr)
-    tenure = ft.to_frame(built["tenure"], ft.TENURE_ORDER)
+    tenure = ft.to_frame(built["tenure"], ft.TENURE_ORDER, rows.get("tenure"))
     # Only the row budget's whole accounts of the snapshot rows reach pandas (issue 12); the
     # tenure rows (one per account, fewer columns) come whole.
-    snapshots, sample = budgeted_snapshots(built["snapshots"], cfg.snapshots.max_rows, cfg.seed)
-    current = ft.to_frame(current_table, ft.SNAPSHOT_ORDER)
+    snapshots, sample = budgeted_snapshots(
+        built["snapshots"], cfg.snapshots.max_rows, cfg.seed, rows.get("snapshots")
+    )
+    current = ft.to_frame(current_table, ft.SNAPSHOT_ORDER, rows.get("current"))
     if stage:
         stage.note(
             "%d accounts, %d events (%d distinct names, %d features judged), %d snapshot "
