@@ -694,6 +694,35 @@ def to_frame(table: Table, order: Sequence[str], rows: pa.Table | None = None) -
     return frame.sort_values(list(order), kind="stable", ignore_index=True)
 
 
+def build_tables(
+    con,
+    daily: Daily,
+    *,
+    tenure: Mapping,
+    snapshots: Mapping,
+    dates: Sequence[dt.date],
+    training: bool = True,
+    names: Mapping[str, str] | None = None,
+) -> dict[str, Table]:
+    """The tenure table, the training snapshots (empty when not ``training``; at ``as_of``'s
+    date when there are no ``dates``) and the rows at ``as_of``, materialised in the engine
+    from the expressions of :func:`tenure_table` and :func:`snapshot_table` (``tenure`` and
+    ``snapshots``: their keyword arguments, ``snapshots`` without ``dates`` and
+    ``require_window_closed``). :func:`features.tables_sql.build_tables` is its DuckDB twin.
+    """
+    names = {"tenure": "ms_tenure", "snapshots": "ms_snapshots", "current": "ms_current"} | dict(
+        names or {}
+    )
+    today = naive_utc(snapshots["as_of"]).date()
+    snaps = snapshot_table(daily, dates=list(dates) or [today], **snapshots)
+    current = snapshot_table(daily, dates=[today], require_window_closed=False, **snapshots)
+    return {
+        "tenure": materialise(con, names["tenure"], tenure_table(daily, **tenure)),
+        "snapshots": materialise(con, names["snapshots"], snaps if training else snaps.limit(0)),
+        "current": materialise(con, names["current"], current),
+    }
+
+
 @young_gc
 def materialise(con, name: str, expr: Table) -> Table:
     """Compute ``expr`` once in the engine: a temporary table ``name`` on DuckDB (replacing

@@ -151,7 +151,7 @@ def _build(
     ``as_of`` in the engine, and the rows already fetched as Arrow (``{kind: rows}``, sorted
     for ``features.tables.to_frame``): on DuckDB from SQL text (``features.tables_sql``, the
     same tables without building and compiling Ibis expressions of a few hundred columns),
-    elsewhere from the Ibis expressions of ``features.tables``."""
+    elsewhere from the Ibis expressions (``features.tables.build_tables``)."""
     from features import tables as ft
     from features.values import engine_of
 
@@ -161,18 +161,9 @@ def _build(
         return build_tables(
             con, daily, tenure=tenure, snapshots=snapshots, dates=dates, training=training
         )
-    as_of = snapshots["as_of"]
-    snapshots_expr = ft.snapshot_table(daily, dates=dates or [as_of.date()], **snapshots)
-    if not training:
-        snapshots_expr = snapshots_expr.limit(0)
-    current_expr = ft.snapshot_table(
-        daily, dates=[as_of.date()], require_window_closed=False, **snapshots
+    built = ft.build_tables(
+        con, daily, tenure=tenure, snapshots=snapshots, dates=dates, training=training
     )
-    built = {
-        "tenure": ft.materialise(con, "ms_tenure", ft.tenure_table(daily, **tenure)),
-        "snapshots": ft.materialise(con, "ms_snapshots", snapshots_expr),
-        "current": ft.materialise(con, "ms_current", current_expr),
-    }
     return built, {}
 
 

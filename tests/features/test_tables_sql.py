@@ -106,21 +106,6 @@ def _log(folder: Path, seed: int = 3, n_accounts: int = 30):
     return con, tables.daily_aggregate(acc, evt, as_of=AS_OF, cache=True)
 
 
-def _ibis_tables(con, daily, tenure: dict, snapshots: dict, dates: list, training: bool):
-    """What the pipeline builds from the Ibis expressions (``flows.steps.tables._build``)."""
-    snaps = tables.snapshot_table(daily, dates=dates or [AS_OF.date()], **snapshots)
-    current = tables.snapshot_table(
-        daily, dates=[AS_OF.date()], require_window_closed=False, **snapshots
-    )
-    return {
-        "tenure": tables.materialise(con, "ref_tenure", tables.tenure_table(daily, **tenure)),
-        "snapshots": tables.materialise(
-            con, "ref_snapshots", snaps if training else snaps.limit(0)
-        ),
-        "current": tables.materialise(con, "ref_current", current),
-    }
-
-
 ORDER = {"tenure": tables.TENURE_ORDER, "snapshots": tables.SNAPSHOT_ORDER}
 
 
@@ -162,11 +147,18 @@ def test_sql_tables_are_the_ibis_tables(tmp_path, case):
         events = ["logins", *[e for e in events if e not in members["logins"]]]
     tenure = dict(as_of=AS_OF, events=events, members=members, **{**TENURE, **extra})
     snapshots = dict(as_of=AS_OF, events=events, members=members, **{**SNAPSHOT, **windows})
-    if "activation_event" in extra:
-        snapshots["activation_window_days"] = tenure["activation_window_days"]
-    if "utilization_event" in windows:
-        snapshots["utilization_event"] = windows["utilization_event"]
-    want = _frames(_ibis_tables(con, daily, tenure, snapshots, dates, training))
+    names = {k: f"ref_{k}" for k in ("tenure", "snapshots", "current")}
+    want = _frames(
+        tables.build_tables(
+            con,
+            daily,
+            tenure=tenure,
+            snapshots=snapshots,
+            dates=dates,
+            training=training,
+            names=names,
+        )
+    )
     built, rows = tables_sql.build_tables(
         con, daily, tenure=tenure, snapshots=snapshots, dates=dates, training=training
     )
@@ -237,10 +229,7 @@ def test_a_second_build_replaces_the_tables_of_the_first(tmp_path):
     tenure = dict(as_of=AS_OF, events=events, **TENURE)
     snapshots = dict(as_of=AS_OF, events=events, **SNAPSHOT)
     # an earlier build on the Ibis path left temporary tables under the same names
-    for name, kind in (("ms_snapshots", "snapshots"), ("ms_current", "current")):
-        tables.materialise(
-            con, name, _ibis_tables(con, daily, tenure, snapshots, DATES, True)[kind]
-        )
+    tables.build_tables(con, daily, tenure=tenure, snapshots=snapshots, dates=DATES)
     first, _ = tables_sql.build_tables(con, daily, tenure=tenure, snapshots=snapshots, dates=DATES)
     n_first = int(first["snapshots"].count().execute())
     second, _ = tables_sql.build_tables(
