@@ -35,9 +35,10 @@ months and event types); events stream out in chunks, so memory stays bounded wh
 number of accounts. The same ``(seed, n_accounts, end, months)`` gives byte-identical data.
 
 Everything else (plan, seats, region, the per-seat usage level, the niche, table-stakes and
-noise features) has no effect beyond the plan's base hazard. At the default size (5,000
-accounts over 24 months) this gives about 3.2M events (~640 per account; the count scales
-linearly with the number of accounts) and about 43% of the accounts churned by ``end``.
+noise features) has no effect beyond the plan's base hazard. At the default size (10,000
+accounts over 24 months, ``world.DEMO_ACCOUNTS``) this gives about 6.3M events (~630 per
+account; the count scales linearly with the number of accounts) and about 43% of the
+accounts churned by ``end``.
 
 The package:
 

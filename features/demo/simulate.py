@@ -26,6 +26,7 @@ from features.demo.world import (
     ADOPT_BETA,
     BLOCK,
     DAY,
+    DEMO_ACCOUNTS,
     DORMANT,
     DORMANT_DAYS,
     EARLY_MEDIAN,
@@ -165,7 +166,7 @@ class DemoData:
 
 
 def generate_demo(
-    n_accounts: int = 5000,
+    n_accounts: int = DEMO_ACCOUNTS,
     seed: int = 0,
     end: str = "2026-06-30",
     months: int = 24,

@@ -60,6 +60,14 @@ MATURITY_FEATURES = tuple(f for feats in MATURITY_CATEGORIES.values() for f in f
 EVENT_NAMES = SETUP_STEPS + (ACTIVATION_EVENT,) + MATURITY_FEATURES + (NICHE, TABLE_STAKES) + NOISE
 EVENT_CODE = {name: i for i, name in enumerate(EVENT_NAMES)}
 
+# The default number of accounts. The pipeline's statistics count accounts, not snapshot
+# rows (an account seen in ten month-end snapshots is one account): at 5,000 accounts the
+# weakest planted effects (a single maturity feature, the step at 3 mature categories) sat
+# at the noise floor of those statistics, and the planted truth came back whole on 4 of 8
+# generator seeds (bench/seeds.py). At 10,000 it comes back whole on 7 of 8, for about an
+# eighth more run time (bench/README.md, "Seeds and demo size").
+DEMO_ACCOUNTS = 10_000
+
 PLANS = ("starter", "pro", "enterprise")
 # no "NA": CSV readers take it for a null
 REGIONS = ("north_america", "europe", "asia_pacific", "latin_america")
@@ -75,7 +83,7 @@ REGION_SHARES = (0.40, 0.33, 0.18, 0.09)
 # breadth, so one feature moves retention only for the accounts whose breadth it carries
 # across the category threshold (a fifth to a third of its users); with a weak category
 # effect (0.75, as in the first version) a single feature's lift within plans was about
-# 1.03 and its permutation importance at the noise floor of a 5,000-account demo, and the
+# 1.03 and its permutation importance at the noise floor of the demo, and the
 # pipeline could not be asked to name each maturity feature a milestone candidate.
 PLAN_HAZARD = {"starter": 0.15, "pro": 0.10, "enterprise": 0.05}
 HAZARD_MULTIPLIERS = {

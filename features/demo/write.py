@@ -23,12 +23,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from features.demo.simulate import EVENT_SCHEMA, TS, plain_events, simulate
-from features.demo.world import BLOCK, DAY, check_args, check_options, truth_dict
+from features.demo.world import BLOCK, DAY, DEMO_ACCOUNTS, check_args, check_options, truth_dict
 
 
 def write_demo(
     out_dir: str | os.PathLike,
-    n_accounts: int = 5000,
+    n_accounts: int = DEMO_ACCOUNTS,
     seed: int = 0,
     fmt: Literal["parquet", "csv"] = "parquet",
     end: str = "2026-06-30",

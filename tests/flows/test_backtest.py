@@ -119,8 +119,8 @@ def test_backtest_help_explains_the_options():
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory) -> dict:
-    """The standard demo (5,000 accounts, 24 months, seed 0) backtested at the default two
-    origins, 9 and 6 months before as_of. About a minute and a half on two cores."""
+    """The demo at 5,000 accounts (half its default size; 24 months, seed 0) backtested at
+    the default two origins, 9 and 6 months before as_of. About a minute and a half on two cores."""
     from features.demo import write_demo
 
     data = tmp_path_factory.mktemp("demo-5000")

@@ -283,3 +283,19 @@ def test_invalid_arguments(tmp_path):
         generate_demo(n_accounts=0)
     with pytest.raises(ValueError):
         write_demo(tmp_path, n_accounts=10, fmt="json")
+
+
+def test_the_cli_and_the_functions_default_to_the_same_demo_size():
+    """``milestones demo`` without ``--accounts`` writes the size the acceptance set (and
+    ``bench/seeds.py``) measure: ``world.DEMO_ACCOUNTS``."""
+    import inspect
+
+    from typer.main import get_command
+
+    from features.demo.world import DEMO_ACCOUNTS
+    from flows.cli import app
+
+    options = {p.name: p for p in get_command(app).commands["demo"].params}
+    assert options["accounts"].default == DEMO_ACCOUNTS
+    for fn in (generate_demo, write_demo):
+        assert inspect.signature(fn).parameters["n_accounts"].default == DEMO_ACCOUNTS

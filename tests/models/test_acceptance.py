@@ -1,6 +1,6 @@
 """Acceptance on the demo data (issues 3 and 4): the pipeline recovers the planted truth.
 
-One module-scoped fixture generates the demo at its default size (5,000 accounts, seed 0),
+One module-scoped fixture generates the demo at its default size (10,000 accounts, seed 0),
 builds the feature tables once through the pipeline's own functions, trains once and
 derives the thresholds once; every test reads the planted values from ``truth.json``.
 About 40 s on two cores; part of the default run, since these are the acceptance tests.
@@ -23,6 +23,7 @@ import pytest
 from conftest import demo_config_text  # tests/conftest.py, as the flow tests import it
 
 from features.demo import write_demo
+from features.demo.world import DEMO_ACCOUNTS
 from flows.config import load_config
 from flows.steps.inputs import open_inputs
 from flows.steps.tables import build_feature_tables
@@ -42,7 +43,7 @@ def demo(tmp_path_factory):
     return planted_run(tmp_path_factory.mktemp("acceptance"))
 
 
-def planted_run(root: Path, seed: int = SEED, n_accounts: int = 5000) -> SimpleNamespace:
+def planted_run(root: Path, seed: int = SEED, n_accounts: int = DEMO_ACCOUNTS) -> SimpleNamespace:
     """Generate the demo (seed, size) under ``root`` and train and derive on it as a run does;
     ``bench/seeds.py`` builds each seed with it."""
     written = write_demo(root / "data", n_accounts=n_accounts, seed=seed)

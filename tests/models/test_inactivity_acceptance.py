@@ -1,9 +1,9 @@
 """Acceptance of ``retention.churn: inactivity`` on the demo with its ``churned_at`` removed.
 
-The demo (5,000 accounts, seed 0) is written, its accounts' ``churned_at`` column dropped,
-and the pipeline's own steps (validation, the derived churn, the feature tables, the
-thresholds) run on it: the activation threshold is recovered within 10 % of the planted one
-and at least 90 % of the truly churned accounts are marked churned.
+The demo (at 5,000 accounts, half its default size, seed 0) is written, its accounts'
+``churned_at`` column dropped, and the pipeline's own steps (validation, the derived churn,
+the feature tables, the thresholds) run on it: the activation threshold is recovered within
+10 % of the planted one and at least 90 % of the truly churned accounts are marked churned.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from flows.steps.train import derive
 @pytest.fixture(scope="module")
 def silent_demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("inactivity")
-    written = write_demo(root / "data", seed=0)
+    written = write_demo(root / "data", n_accounts=5000, seed=0)
     truth = json.loads(Path(written["truth"]).read_text())
     original = pq.read_table(written["accounts"])
     accounts = root / "accounts_without_churn.parquet"
