@@ -33,6 +33,8 @@ for path in (ROOT, TESTS, TESTS / "models"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
+from features.demo.world import DEMO_ACCOUNTS  # noqa: E402 (after the path set-up)
+
 
 def acceptance_module():
     spec = importlib.util.spec_from_file_location(
@@ -54,13 +56,12 @@ def acceptance_tests(module) -> dict:
     }
 
 
-def run_seed(seed: int, n_accounts: int | None, module, tests: dict) -> dict:
+def run_seed(seed: int, n_accounts: int, module, tests: dict) -> dict:
     t0 = time.perf_counter()
     failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix=f"seeds-{seed}-") as tmp:
         try:
-            size = {} if n_accounts is None else {"n_accounts": n_accounts}
-            demo = module.planted_run(Path(tmp), seed=seed, **size)
+            demo = module.planted_run(Path(tmp), seed=seed, n_accounts=n_accounts)
         except Exception as exc:  # noqa: BLE001 - the whole seed fails, the table goes on
             return {
                 "seed": seed,
@@ -98,7 +99,7 @@ def parse_seeds(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0-7", help="e.g. 0-7 or 0,3,5")
-    ap.add_argument("--accounts", type=int, default=None, help="default: the demo's own size")
+    ap.add_argument("--accounts", type=int, default=DEMO_ACCOUNTS)
     ap.add_argument("--out", default=None, help="JSON file for the table")
     args = ap.parse_args(argv)
     module = acceptance_module()

@@ -530,7 +530,7 @@ def demo(
         Path("data/demo"), "--out", "-o", help="Folder for the generated data."
     ),
     accounts: int = typer.Option(
-        10_000,
+        10_000,  # features.demo.world.DEMO_ACCOUNTS, not imported so that --help stays instant
         "--accounts",
         "-n",
         min=50,
